@@ -1,0 +1,177 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The only place that talks to the host: reads kernel state and applies changes.
+
+Every command is an argv list (never a shell string) run with a C locale. Everything else in
+module_utils is pure and never imports this file's side effects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+_LOCALE = {"LANGUAGE": "C", "LC_ALL": "C", "LANG": "C"}
+_SBIN_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin"]
+
+
+class HostError(Exception):
+    """A command on the host failed; the message says which command and why."""
+
+
+class Host:
+    """Thin wrapper around AnsibleModule.run_command with the reads and applies we need."""
+
+    def __init__(self, module):
+        self.module = module
+        self._bins = {}
+
+    # ---- plumbing -------------------------------------------------------------------------
+    def which(self, name):
+        if name not in self._bins:
+            self._bins[name] = self.module.get_bin_path(name, required=False, opt_dirs=_SBIN_DIRS)
+        return self._bins[name]
+
+    def has(self, name):
+        return self.which(name) is not None
+
+    def run(self, argv, data=None, check=True):
+        binary = self.which(argv[0])
+        if binary is None:
+            raise HostError(f"{argv[0]}: command not found on the host")
+        rc, out, err = self.module.run_command(
+            [binary] + list(argv[1:]), data=data, binary_data=data is not None,
+            environ_update=_LOCALE, check_rc=False)
+        if check and rc != 0:
+            raise HostError(f"{' '.join(argv)} failed (rc={rc}): {(err or out).strip()}")
+        return rc, out, err
+
+    # ---- nftables -------------------------------------------------------------------------
+    def nft_json(self, *args):
+        """Return the ``nftables`` list of ``nft -j list ARGS``, or None if the object is absent."""
+        rc, out, err = self.run(["nft", "-j", "list"] + list(args), check=False)
+        if rc != 0:
+            if "No such file or directory" in err or "does not exist" in err:
+                return None
+            raise HostError(f"nft -j list {' '.join(args)} failed (rc={rc}): {err.strip()}")
+        return json.loads(out).get("nftables", []) if out.strip() else []
+
+    def nft_table_json(self, family, table):
+        return self.nft_json("table", family, table)
+
+    def nft_check(self, script):
+        self.run(["nft", "-c", "-f", "-"], data=script)
+
+    def nft_apply(self, script):
+        """Apply a whole nft script as one kernel transaction (all or nothing)."""
+        self.run(["nft", "-f", "-"], data=script)
+
+    # ---- iptables -------------------------------------------------------------------------
+    @staticmethod
+    def iptables_binary(family, variant, action):
+        """``iptables-nft-save`` style name; variant is ``nft``, ``legacy`` or ``''`` (the default)."""
+        base = "iptables" if family == "ipv4" else "ip6tables"
+        middle = f"-{variant}" if variant else ""
+        suffix = f"-{action}" if action else ""
+        return f"{base}{middle}{suffix}"
+
+    def iptables_save(self, family, variant, table=None):
+        argv = [self.iptables_binary(family, variant, "save")]
+        if table:
+            argv += ["-t", table]
+        return self.run(argv)[1]
+
+    def iptables_restore(self, family, variant, text, test=False):
+        """``iptables-restore --noflush``: each table's COMMIT is atomic, other chains untouched."""
+        argv = [self.iptables_binary(family, variant, "restore"), "--noflush", "--wait"]
+        if test:
+            argv.append("--test")
+        self.run(argv, data=text)
+
+    def iptables_version(self, variant=""):
+        rc, out, err = self.run([self.iptables_binary("ipv4", variant, None), "--version"], check=False)
+        return (out or err).strip() if rc == 0 else None
+
+    # ---- iproute2 -------------------------------------------------------------------------
+    def ip_json(self, *args, family=None):
+        argv = ["ip", "-j"]
+        if family == "ipv4":
+            argv.append("-4")
+        elif family == "ipv6":
+            argv.append("-6")
+        rc, out, err = self.run(argv + list(args), check=False)
+        if rc != 0:
+            raise HostError(f"{' '.join(argv + list(args))} failed (rc={rc}): {err.strip()}")
+        return json.loads(out) if out.strip() else []
+
+    def ip(self, *args, family=None, check=True):
+        argv = ["ip"]
+        if family == "ipv4":
+            argv.append("-4")
+        elif family == "ipv6":
+            argv.append("-6")
+        return self.run(argv + list(args), check=check)
+
+    def ip_batch(self, commands):
+        """Run several ``ip`` commands in one process (``ip -batch -``)."""
+        if commands:
+            self.run(["ip", "-batch", "-"], data="".join(line + "\n" for line in commands))
+
+    def route_get(self, address, family):
+        """The kernel's answer to ``ip route get ADDRESS``: a dict with ``dev`` (and ``gateway``)."""
+        rc, out, err = self.run(["ip", "-j", "-6" if family == "ipv6" else "-4", "route", "get", address],
+                                check=False)
+        if rc != 0:
+            return None
+        routes = json.loads(out) if out.strip() else []
+        return routes[0] if routes else None
+
+    def link_names(self):
+        return [link["ifname"] for link in self.ip_json("link", "show")]
+
+    # ---- sysctl ---------------------------------------------------------------------------
+    @staticmethod
+    def _sysctl_path(name):
+        return "/proc/sys/" + name.replace(".", "/")
+
+    def sysctl_get(self, name):
+        try:
+            with open(self._sysctl_path(name)) as handle:
+                return handle.read().strip()
+        except OSError:
+            return None
+
+    def sysctl_set(self, name, value):
+        try:
+            with open(self._sysctl_path(name), "w") as handle:
+                handle.write(str(value))
+        except OSError as exc:
+            raise HostError(f"sysctl {name}={value} failed: {exc}") from exc
+
+    # ---- files ----------------------------------------------------------------------------
+    @staticmethod
+    def read_file(path):
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def write_file(self, path, content, mode=0o644):
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".netkit-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        os.chmod(tmp_path, mode)
+        self.module.atomic_move(tmp_path, path)
+
+    @staticmethod
+    def remove_file(path):
+        try:
+            os.unlink(path)
+            return True
+        except FileNotFoundError:
+            return False

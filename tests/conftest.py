@@ -1,0 +1,28 @@
+"""Shared pytest setup: import paths for the collection and the namespace lab."""
+
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO_ROOT, ".venv", "collections")
+for path in (os.path.join(REPO_ROOT, "lab"), COLLECTIONS):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from netlab import Lab  # noqa: E402
+
+
+@pytest.fixture
+def lab():
+    """A fresh set of namespaces with a per-process prefix; always removed, even on failure."""
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (they create network namespaces)")
+    prefix = f"t{os.getpid() % 100000}"
+    instance = Lab(prefix)
+    instance.destroy()
+    try:
+        yield instance
+    finally:
+        instance.destroy()
