@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WHOAMI_SERVER = os.path.join(HERE, "whoami_server.py")
+ETC_MOUNT_TARGET = "/etc/netkit-egress"
 
 
 class LabError(RuntimeError):
@@ -57,6 +59,10 @@ class Lab:
         if name in existing_namespaces():
             run(["ip", "netns", "del", name])
         run(["ip", "netns", "add", name])
+        # `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc/*: this gives every namespace host
+        # its own /etc/netkit-egress (state and persistence files), as separate machines would have.
+        os.makedirs(ETC_MOUNT_TARGET, exist_ok=True)
+        os.makedirs(os.path.join("/etc/netns", name, "netkit-egress"), exist_ok=True)
         self.hosts.append(host)
         self.sh(host, "ip link set lo up")
         # Fresh namespaces start with forwarding off; routers in the lab turn it on explicitly
@@ -82,6 +88,9 @@ class Lab:
                 for pid in pids:
                     run(["kill", "-9", pid], check=False)
                 run(["ip", "netns", "del", name], check=False)
+        for name in os.listdir("/etc/netns") if os.path.isdir("/etc/netns") else []:
+            if name.startswith(self.prefix + "-"):
+                shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
         self.hosts = []
 
     def __enter__(self):
