@@ -13,6 +13,11 @@ for path in (os.path.join(REPO_ROOT, "lab"), COLLECTIONS):
 
 from netlab import Lab  # noqa: E402
 
+# Let ansible's plugin loaders resolve netkit.egress.* names (ansible-test units does the same).
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder  # noqa: E402
+
+_AnsibleCollectionFinder(paths=[COLLECTIONS])._install()
+
 
 @pytest.fixture
 def lab():

@@ -37,8 +37,8 @@ options:
       - name: ansible_netns_ip_executable
 notes:
   - Requires root on the controller (entering a namespace needs CAP_SYS_ADMIN).
-  - The namespace must exist (C(ip netns add NAME)); a missing namespace fails the task with the
-    error of C(ip netns exec).
+  - The namespace must exist (C(ip netns add NAME)); a missing namespace makes the host
+    unreachable, as a powered-off machine would be over SSH.
 """
 
 EXAMPLES = r"""
@@ -52,11 +52,13 @@ EXAMPLES = r"""
 #       ansible_host: lab-m1   # runs inside namespace "lab-m1"
 """
 
+import os
 import shlex
 
 from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.connection.local import Connection as LocalConnection
 
+NETNS_RUN_DIR = "/run/netns"
 _NAME_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -71,6 +73,12 @@ class Connection(LocalConnection):
         if not name or not set(name) <= _NAME_ALLOWED or name in (".", ".."):
             raise AnsibleConnectionFailure(f"netns: invalid namespace name {name!r}")
         return name
+
+    def _connect(self):
+        # A missing namespace is a host that is down: report it as unreachable, like SSH would.
+        if not os.path.exists(os.path.join(NETNS_RUN_DIR, self._namespace())):
+            raise AnsibleConnectionFailure(f"netns: network namespace {self._namespace()!r} does not exist")
+        return super()._connect()
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
         wrapped = "{ip} netns exec {ns} /bin/sh -c {cmd}".format(
