@@ -1,7 +1,7 @@
 """The egress NAT lab: a small "cluster" of namespaces and the inventory that describes it.
 
-    ext (203.0.113.10, whoami server)
-     |  203.0.113.0/24
+    ext (203.0.113.10, whoami)   ext2 (198.51.100.10, whoami; outside the policy's destinations)
+     |  203.0.113.0/24             |  198.51.100.0/24
     rt (192.168.1.254 / 203.0.113.1): plain router, no NAT, no route to the pod ranges
      |  node subnet 192.168.1.0/24 (bridge br0 in namespace "sw")
     +-- node1 192.168.1.1  -- bridge cbr0 10.10.1.1/24 -- pods p1a 10.10.1.10, p1b 10.10.1.11
@@ -21,6 +21,7 @@ import yaml
 
 NODE_SUBNET = "192.168.1.0/24"
 SERVER = "203.0.113.10"
+OTHER_SERVER = "198.51.100.10"  # outside every policy's destinations
 NODES = {"node1": "192.168.1.1", "node2": "192.168.1.2"}
 GATEWAYS = {"gw1": "192.168.1.11", "gw2": "192.168.1.12"}
 PODS = {
@@ -80,7 +81,7 @@ spec:
 
 def build(lab):
     """Create the cluster topology in ``lab`` (a netlab.Lab)."""
-    for host in ("sw", "ext"):
+    for host in ("sw", "ext", "ext2"):
         lab.add_host(host)
     lab.add_host("rt", forwarding=True)
     for host in list(NODES) + list(GATEWAYS):
@@ -95,6 +96,10 @@ def build(lab):
     lab.addr("rt", "eth1", "203.0.113.1/24")
     lab.addr("ext", "eth0", f"{SERVER}/24")
     lab.route("ext", "default", via="203.0.113.1")
+    lab.link("rt", "eth2", "ext2", "eth0")
+    lab.addr("rt", "eth2", "198.51.100.1/24")
+    lab.addr("ext2", "eth0", f"{OTHER_SERVER}/24")
+    lab.route("ext2", "default", via="198.51.100.1")
 
     for host, address in {**NODES, **GATEWAYS}.items():
         lab.attach("sw", "br0", host, "eth0")
@@ -111,6 +116,7 @@ def build(lab):
         lab.addr(pod, "eth0", f"{address}/24")
         lab.route(pod, "default", via=POD_GATEWAY[node])
     lab.start_whoami("ext")
+    lab.start_whoami("ext2")
 
 
 def inventory(lab, manifests=GUIDE_MANIFESTS, extra_vars=None):
@@ -146,6 +152,10 @@ def write_inventory(lab, path, **kwargs):
     return path
 
 
-def source_addresses(lab):
-    """pod -> the source address the external server saw (None when the connection failed)."""
-    return {pod: lab.whoami(pod, SERVER) for pod in PODS}
+def source_addresses(lab, server=SERVER):
+    """pod -> the source address the server saw (None when the connection failed)."""
+    return {pod: lab.whoami(pod, server) for pod in PODS}
+
+
+def cluster_hosts():
+    return list(NODES) + list(GATEWAYS)

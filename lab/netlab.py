@@ -93,6 +93,16 @@ class Lab:
                 shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
         self.hosts = []
 
+    def destroy_host(self, host):
+        """Remove one host (as if the machine died): its namespace and everything in it."""
+        name = self.ns(host)
+        for pid in run(["ip", "netns", "pids", name], check=False).stdout.split():
+            run(["kill", "-9", pid], check=False)
+        run(["ip", "netns", "del", name], check=False)
+        shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+        if host in self.hosts:
+            self.hosts.remove(host)
+
     def __enter__(self):
         return self
 

@@ -1,0 +1,195 @@
+"""The egress NAT gateway end to end: inventory -> playbooks/egress_nat.yml -> real packets.
+
+Every test builds the lab cluster (see lab/cluster_lab.py) in its own namespaces and asks the external
+server which source address it saw from each pod.
+"""
+
+import os
+
+import pytest
+import yaml
+
+import cluster_lab
+from netlab import ansible_playbook, task_results
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "egress_nat.yml")
+STATUS_PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "status.yml")
+
+NODE_OF = {pod: spec[0] for pod, spec in cluster_lab.PODS.items()}
+NODE_ADDRESS = {pod: cluster_lab.NODES[node] for pod, node in NODE_OF.items()}
+
+
+@pytest.fixture
+def cluster(lab):
+    cluster_lab.build(lab)
+    return lab
+
+
+def converge(lab, tmp_path, name="inventory.yml", check=False, diff=False, **inventory_kwargs):
+    inventory = cluster_lab.write_inventory(lab, str(tmp_path / name), **inventory_kwargs)
+    return ansible_playbook(PLAYBOOK, inventory, check=check, diff=diff)
+
+
+def snapshots(lab):
+    return {host: lab.snapshot(host) for host in cluster_lab.cluster_hosts()}
+
+
+def changed_hosts(output):
+    return {host: counts["changed"] for host, counts in output["stats"].items() if counts["changed"]}
+
+
+def failure_messages(output):
+    return " ".join(result.get("msg", "") for _, _, result in task_results(output) if result.get("failed"))
+
+
+def test_guide_manifests_select_frontends_of_alice_and_paul(cluster, tmp_path):
+    before = cluster_lab.source_addresses(cluster)
+    assert before == NODE_ADDRESS, "without the policy every pod leaves with its node's address"
+
+    rc, output = converge(cluster, tmp_path)
+    assert rc == 0, output
+
+    seen = cluster_lab.source_addresses(cluster)
+    # Selected (role=frontend in namespaces labelled user=alice or user=paul): the FIRST floating IP.
+    assert seen["p1a"] == "192.168.1.100"
+    assert seen["p2a"] == "192.168.1.100"
+    # Not selected: backend pod of alice, frontend pod of bob.
+    assert seen["p1b"] == cluster_lab.NODES["node1"]
+    assert seen["p2b"] == cluster_lab.NODES["node2"]
+    # A destination outside the policy leaves with the node address even for a selected pod.
+    assert cluster.whoami("p1a", cluster_lab.OTHER_SERVER) == cluster_lab.NODES["node1"]
+
+    # Every floating IP of the group is held by exactly one gateway node.
+    holders = {}
+    for gateway in cluster_lab.GATEWAYS:
+        out = cluster.sh(gateway, "ip -4 -o addr show dev eth0").stdout
+        for address in ("192.168.1.100", "192.168.1.101", "192.168.1.102"):
+            if f" {address}/" in out:
+                holders.setdefault(address, []).append(gateway)
+    assert sorted(holders) == ["192.168.1.100", "192.168.1.101", "192.168.1.102"]
+    assert all(len(nodes) == 1 for nodes in holders.values()), holders
+    assert sorted(len([a for a, n in holders.items() if n == [g]]) for g in cluster_lab.GATEWAYS) == [1, 2]
+
+    # Idempotence: a second run changes nothing anywhere.
+    rc, output = converge(cluster, tmp_path)
+    assert rc == 0
+    assert changed_hosts(output) == {}
+
+    # Status reports floating IP -> node and the policy's egress IP and selected sources.
+    rc, status = ansible_playbook(STATUS_PLAYBOOK, str(tmp_path / "inventory.yml"))
+    assert rc == 0, status
+    shown = [r["msg"] for _, _, r in task_results(status, "Show gateway groups and policies") if "msg" in r]
+    report = yaml.safe_load(shown[0])
+    default_group = report["networkGatewayGroups"][0]
+    assert default_group["status"]["floatingIPs"] == {a: n[0] for a, n in holders.items()}
+    policy = report["egressNATPolicies"][0]
+    assert policy["status"]["egressSourceIP"] == "192.168.1.100"
+    assert sorted(policy["status"]["selectedSources"]) == ["10.10.1.10", "10.10.2.10"]
+    assert policy["status"]["state"] == "Applied"
+
+
+def test_check_mode_changes_nothing_and_predicts_changes(cluster, tmp_path):
+    before = snapshots(cluster)
+    rc, output = converge(cluster, tmp_path, check=True, diff=True)
+    assert rc == 0, output
+    assert snapshots(cluster) == before
+    assert set(changed_hosts(output)) == set(cluster_lab.cluster_hosts())
+    assert cluster_lab.source_addresses(cluster) == NODE_ADDRESS
+
+
+def test_network_policy_drop_beats_the_nat_policy(cluster, tmp_path):
+    rc, output = converge(cluster, tmp_path)
+    assert rc == 0, output
+    assert cluster.whoami("p1a", cluster_lab.SERVER) == "192.168.1.100"
+    # A network policy on node1 that drops p1a's traffic to the server (a foreign filter rule).
+    cluster.sh("node1", f"iptables -I FORWARD -s 10.10.1.10 -d {cluster_lab.SERVER} -j DROP")
+    assert cluster.whoami("p1a", cluster_lab.SERVER, timeout=2) is None
+    assert cluster.whoami("p2a", cluster_lab.SERVER) == "192.168.1.100"
+
+
+TWO_GROUPS = """\
+kind: NetworkGatewayGroup
+apiVersion: networking.gke.io/v1
+metadata: {namespace: kube-system, name: default}
+spec: {floatingIPs: [192.168.1.100, 192.168.1.101]}
+---
+kind: NetworkGatewayGroup
+apiVersion: networking.gke.io/v1
+metadata: {namespace: kube-system, name: gateway2}
+spec: {floatingIPs: [192.168.1.101]}
+---
+kind: EgressNATPolicy
+apiVersion: networking.gke.io/v1
+metadata: {name: alice}
+spec:
+  sources:
+  - namespaceSelector: {matchLabels: {user: alice}}
+    podSelector: {matchLabels: {role: frontend}}
+  action: SNAT
+  destinations: [{cidr: 203.0.113.0/24}]
+  gatewayRef: {name: default, namespace: kube-system}
+---
+kind: EgressNATPolicy
+apiVersion: networking.gke.io/v1
+metadata: {name: bob}
+spec:
+  sources:
+  - namespaceSelector: {matchExpressions: [{key: user, operator: In, values: [bob]}]}
+  action: SNAT
+  destinations: [{cidr: 203.0.113.0/24}]
+  gatewayRef: {name: gateway2, namespace: kube-system}
+"""
+
+
+def test_two_groups_and_two_policies_side_by_side(cluster, tmp_path):
+    rc, output = converge(cluster, tmp_path, manifests=TWO_GROUPS)
+    assert rc == 0, output
+    seen = cluster_lab.source_addresses(cluster)
+    assert seen == {"p1a": "192.168.1.100", "p1b": "192.168.1.1", "p2a": "192.168.1.2",
+                    "p2b": "192.168.1.101"}
+
+
+def test_failover_moves_floating_ip_and_keeps_the_source_address(cluster, tmp_path):
+    rc, output = converge(cluster, tmp_path)
+    assert rc == 0, output
+    holder = next(g for g in cluster_lab.GATEWAYS
+                  if " 192.168.1.100/" in cluster.sh(g, "ip -4 -o addr show dev eth0").stdout)
+    survivor = next(g for g in cluster_lab.GATEWAYS if g != holder)
+    # The gateway node dies: its namespace (links, addresses, rules) is gone.
+    cluster.sh(holder, "ip link set eth0 down")
+    cluster.destroy_host(holder)
+    assert cluster.whoami("p1a", cluster_lab.SERVER, timeout=2) is None
+
+    rc, output = converge(cluster, tmp_path)
+    # ansible-playbook reports the dead node as unreachable (rc 4) but converges the rest.
+    assert rc in (0, 4), output
+    assert output["stats"][holder]["unreachable"] == 1
+    out = cluster.sh(survivor, "ip -4 -o addr show dev eth0").stdout
+    for address in ("192.168.1.100", "192.168.1.101", "192.168.1.102"):
+        assert f" {address}/" in out
+    assert cluster.whoami("p1a", cluster_lab.SERVER) == "192.168.1.100"
+    assert cluster.whoami("p2a", cluster_lab.SERVER) == "192.168.1.100"
+
+
+BAD_INVENTORIES = {
+    "missing gatewayRef group": (
+        TWO_GROUPS.replace("name: gateway2, namespace: kube-system}\n", "name: nope, namespace: kube-system}\n"),
+        "gatewayRef"),
+    "duplicate gatewayRef": (TWO_GROUPS.replace("{name: gateway2, namespace: kube-system}\n",
+                                                "{name: default, namespace: kube-system}\n"), "gatewayRef"),
+    "floating IP outside the nodes' subnet": (
+        TWO_GROUPS.replace("[192.168.1.100, 192.168.1.101]", "[192.168.1.100, 10.99.0.1]"), "10.99.0.1"),
+    "floating IP equal to a node address": (
+        TWO_GROUPS.replace("[192.168.1.100, 192.168.1.101]", "[192.168.1.100, 192.168.1.2]"), "192.168.1.2"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INVENTORIES))
+def test_invalid_inventory_fails_before_any_host_changes(cluster, tmp_path, case):
+    manifests, expected = BAD_INVENTORIES[case]
+    before = snapshots(cluster)
+    rc, output = converge(cluster, tmp_path, manifests=manifests)
+    assert rc != 0
+    assert expected in failure_messages(output)
+    assert snapshots(cluster) == before
