@@ -26,7 +26,7 @@ class LabError(RuntimeError):
 
 
 def run(argv, data=None, check=True, timeout=60):
-    proc = subprocess.run(argv, input=data, capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run(argv, input=data, capture_output=True, text=True, timeout=timeout, check=False,
                           env=dict(os.environ, LANG="C", LC_ALL="C"))
     if check and proc.returncode != 0:
         raise LabError(f"{shlex.join(argv)} failed (rc={proc.returncode}): {proc.stderr.strip()}")
@@ -267,7 +267,8 @@ def ansible_playbook(playbook, inventory, extra_vars=None, check=False, diff=Fal
     if limit:
         argv += ["--limit", limit]
     env = ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"} if json_output else None)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT,
+                          check=False)
     if not json_output:
         return proc.returncode, proc.stdout + proc.stderr
     try:

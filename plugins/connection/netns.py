@@ -17,7 +17,7 @@ description:
   - Meant for labs, tests and CI that model several hosts on one machine; the same playbooks run
     unchanged over SSH against real hosts.
 author:
-  - netkit.egress developers
+  - netkit.egress developers (@netkit)
 version_added: 0.1.0
 extends_documentation_fragment: []
 options:

@@ -125,12 +125,14 @@ def validate_route(entry, index, default_metric):
 
 
 def validate_routes(entries, default_metric=100):
-    """Validated, canonical Route list; duplicates of (destination, metric) are an error."""
+    """Validated, canonical Route list; two different routes with one (destination, metric) are an error."""
     validate_metric(default_metric, "metric")
     routes = []
     seen = {}
     for index, entry in enumerate(entries or []):
         route = validate_route(entry, index, default_metric)
+        if route.key in seen and route == routes[seen[route.key]]:
+            continue  # the same route listed twice (e.g. two spellings of one range) is one route
         if route.key in seen:
             raise RouteError(f"routes[{index}]: {route.destination} metric {route.metric} is already "
                              f"routes[{seen[route.key]}] (a table holds one route per destination and metric)")

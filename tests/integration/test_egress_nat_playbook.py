@@ -40,7 +40,7 @@ def changed_hosts(output):
 
 
 def failure_messages(output):
-    return " ".join(result.get("msg", "") for _, _, result in task_results(output) if result.get("failed"))
+    return " ".join(result.get("msg", "") for _name, _host, result in task_results(output) if result.get("failed"))
 
 
 def test_guide_manifests_select_frontends_of_alice_and_paul(cluster, tmp_path):
@@ -79,7 +79,7 @@ def test_guide_manifests_select_frontends_of_alice_and_paul(cluster, tmp_path):
     # Status reports floating IP -> node and the policy's egress IP and selected sources.
     rc, status = ansible_playbook(STATUS_PLAYBOOK, str(tmp_path / "inventory.yml"))
     assert rc == 0, status
-    shown = [r["msg"] for _, _, r in task_results(status, "Show gateway groups and policies") if "msg" in r]
+    shown = [r["msg"] for _name, _host, r in task_results(status, "Show gateway groups and policies") if "msg" in r]
     report = yaml.safe_load(shown[0])
     default_group = report["networkGatewayGroups"][0]
     assert default_group["status"]["floatingIPs"] == {a: n[0] for a, n in holders.items()}

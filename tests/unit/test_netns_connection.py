@@ -57,8 +57,8 @@ def test_runs_for_real_in_a_namespace(lab):
     lab.add_host("c1")
     connection = make_connection(remote_addr=lab.ns("c1"))
     connection._connect()
-    rc, out, _ = connection.exec_command("ip -o link show | wc -l")
+    rc, out, _err = connection.exec_command("ip -o link show | wc -l")
     assert rc == 0
     # A fresh namespace has only its loopback interface, the root namespace has more.
     assert out.strip() == b"1"
-    assert subprocess.run(["ip", "-o", "link", "show"], capture_output=True).stdout.count(b"\n") >= 1
+    assert subprocess.run(["ip", "-o", "link", "show"], capture_output=True, check=True).stdout.count(b"\n") >= 1

@@ -54,9 +54,15 @@ def test_error_index_counts_from_the_whole_list():
                          {"destination": "10.0.0.0/33", "via": GW4}])
 
 
-def test_duplicate_destination_and_metric_is_an_error():
+def test_two_routes_with_one_destination_and_metric_is_an_error():
     with pytest.raises(RouteError, match=r"routes\[1\]: 192\.0\.2\.0/24 metric 100 is already routes\[0\]"):
-        validate_routes([{"destination": "192.0.2.0/24", "via": GW4}, {"destination": "192.0.2.9/24", "via": GW4}])
+        validate_routes([{"destination": "192.0.2.0/24", "via": GW4},
+                         {"destination": "192.0.2.9/24", "via": "10.100.0.2"}])
+
+
+def test_identical_duplicates_are_one_route():
+    assert validate_routes([{"destination": "192.0.2.0/24", "via": GW4},
+                            {"destination": "192.0.2.9/24", "via": GW4, "metric": 100}]) == [r("192.0.2.0/24", dev=None)]
 
 
 def test_same_destination_with_other_metric_is_fine():
