@@ -229,7 +229,7 @@ def _read_destinations(value, where, required):
             cidrs.append(cidr)
     if required and not cidrs:
         raise InventoryError(f"{where}: at least one destination is required")
-    return cidrs
+    return [{"cidr": cidr} for cidr in cidrs]
 
 
 def normalise_gateway_ref(raw, where):

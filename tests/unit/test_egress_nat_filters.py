@@ -141,7 +141,7 @@ def test_guide_manifests_verbatim_normalise():
         "192.168.1.100", "192.168.1.101", "192.168.1.102", "192.168.1.103", "192.168.1.104"]}]
     policy = result["policies"][0]
     assert policy["name"] == "alice-paul"
-    assert policy["destinations"] == ["8.8.8.0/24"]
+    assert policy["destinations"] == [{"cidr": "8.8.8.0/24"}]
     assert policy["excluded_destinations"] == []
     assert policy["action"] == "SNAT"
     assert policy["gateway_ref"] == {"name": "default", "namespace": "kube-system"}
@@ -187,8 +187,8 @@ def test_defaults_namespace_action_and_excluded_destinations():
     policy = result["policies"][0]
     assert policy["action"] == "SNAT"
     assert policy["gateway_ref"] == {"name": "gw", "namespace": "kube-system"}
-    assert policy["destinations"] == ["10.0.0.0/8", "2001:db8::/32"]
-    assert policy["excluded_destinations"] == ["10.1.0.0/16"]
+    assert policy["destinations"] == [{"cidr": "10.0.0.0/8"}, {"cidr": "2001:db8::/32"}]
+    assert policy["excluded_destinations"] == [{"cidr": "10.1.0.0/16"}]
     empty = {"match_labels": {}, "match_expressions": []}
     assert policy["sources"] == [{"namespace_selector": empty, "pod_selector": empty}]
 
