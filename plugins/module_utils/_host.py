@@ -175,3 +175,48 @@ class Host:
             return True
         except FileNotFoundError:
             return False
+
+
+LOCK_DIR = "/run/lock"
+
+
+def namespace_lock_path(prefix="netkit-egress"):
+    """A lock file per network namespace: two runs against one host serialize, while hosts that are
+    namespaces of one machine (a lab) keep running in parallel."""
+    try:
+        namespace_id = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        namespace_id = 0
+    directory = LOCK_DIR if os.path.isdir(LOCK_DIR) else tempfile.gettempdir()
+    return os.path.join(directory, f"{prefix}-{namespace_id}.lock")
+
+
+class HostLock:
+    """``with HostLock(): ...`` holds an exclusive flock for this host's network namespace."""
+
+    def __init__(self, path=None, timeout=120):
+        self.path = path or namespace_lock_path()
+        self.timeout = timeout
+        self._handle = None
+
+    def __enter__(self):
+        import fcntl
+        import time
+
+        self._handle = open(self.path, "a")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._handle.close()
+                    raise HostError(f"another netkit.egress run holds {self.path} for more than {self.timeout} s")
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
