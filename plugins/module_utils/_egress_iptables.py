@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""iptables backend of the egress gateway (pure): render ``iptables-restore --noflush`` input, read
+``iptables-save`` output back, compare our chains in iptables-save's canonical form.
+
+We own the chains ``NETKIT-EGRESS-FWD`` (filter) and ``NETKIT-EGRESS-NAT`` (nat) of each family and one
+jump rule into each from ``FORWARD`` / ``POSTROUTING``, inserted at the top only when missing. With
+``--noflush``, declaring an existing chain (``:NETKIT-EGRESS-FWD - [0:0]``) empties it (checked for both
+the nf_tables and the legacy variant), so re-declaring our chains replaces their rules atomically per table
+and leaves every other chain alone.
+
+Rules are linear, one per source/destination pair: ``_destination_matches`` is the one place to change
+when matching moves to ipset.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ansible_collections.netkit.egress.plugins.module_utils._egress_model import FAMILIES, collapse
+
+FORWARD_CHAIN = "NETKIT-EGRESS-FWD"
+NAT_CHAIN = "NETKIT-EGRESS-NAT"
+OUR_CHAINS = {"filter": (FORWARD_CHAIN, "FORWARD"), "nat": (NAT_CHAIN, "POSTROUTING")}
+NETWORK_COMMENT_PREFIX = "network="
+CTSTATE = "-m conntrack --ctstate RELATED,ESTABLISHED"
+
+
+# ---- desired state --------------------------------------------------------------------------
+def _comment(network):
+    return f' -m comment --comment "{NETWORK_COMMENT_PREFIX}{network}"' if network else ""
+
+
+def _destination_matches(sources, destinations):
+    """Every (-s, -d) pair as iptables-save prints it; the place to swap in ``-m set`` later."""
+    return [(source, destination) for source in (sources or (None,)) for destination in destinations]
+
+
+def _rule(chain, source=None, destination=None, in_if=None, out_if=None, extra="", target="ACCEPT"):
+    """One rule in iptables-save's canonical option order: -s -d -i -o, matches, -j."""
+    parts = [f"-A {chain}"]
+    if source:
+        parts.append(f"-s {source}")
+    if destination:
+        parts.append(f"-d {destination}")
+    if in_if:
+        parts.append(f"-i {in_if}")
+    if out_if:
+        parts.append(f"-o {out_if}")
+    return " ".join(parts) + extra + f" -j {target}"
+
+
+def desired_rules(plan, family):
+    """{'filter': [rules of NETKIT-EGRESS-FWD], 'nat': [rules of NETKIT-EGRESS-NAT]} for one family."""
+    paths = [path for path in plan.paths if path.family == family]
+    verdict = "ACCEPT" if plan.forward_accept else "RETURN"
+    nif = plan.network_interface
+    forward, nat = [], []
+    if paths and plan.forward_accept:
+        forward.append(_rule(FORWARD_CHAIN, out_if=nif, extra=" " + CTSTATE))
+    if plan.reverse_nat and plan.segmented and paths:
+        forward.append(_rule(FORWARD_CHAIN, in_if=nif, extra=" " + CTSTATE, target=verdict))
+    for path in paths:
+        for source, destination in _destination_matches(path.sources, path.destinations):
+            forward.append(_rule(FORWARD_CHAIN, source, destination, nif, path.interface,
+                                 _comment(path.network), verdict))
+    if plan.reverse_nat and plan.forward_accept:
+        for path in paths:
+            if path.network is not None:
+                for source, destination in _destination_matches(path.destinations, path.sources):
+                    forward.append(_rule(FORWARD_CHAIN, source, destination, path.interface, nif,
+                                         _comment(path.network)))
+    if plan.segmented:
+        for destination in plan.union.get(family, ()):
+            forward.append(_rule(FORWARD_CHAIN, destination=destination, in_if=nif, target="DROP"))
+    if plan.nat:
+        # POSTROUTING cannot match the input interface: without networks the destination and the
+        # outbound interface select the traffic.
+        for path in paths:
+            for source, destination in _destination_matches(path.sources, path.destinations):
+                nat.append(_rule(NAT_CHAIN, source, destination, out_if=path.interface,
+                                 extra=_comment(path.network), target="MASQUERADE"))
+    if plan.reverse_nat:
+        for path in paths:
+            if path.network is not None:
+                for source, destination in _destination_matches(path.destinations, path.sources):
+                    nat.append(_rule(NAT_CHAIN, source, destination, out_if=nif,
+                                     extra=_comment(path.network), target="MASQUERADE"))
+    return {"filter": forward, "nat": nat}
+
+
+def render_restore(plan, family, jumps_present=None):
+    """``iptables-restore --noflush`` input for one family. ``jumps_present``: {'filter': bool, 'nat': bool}
+    as read from the host; None renders the jumps (a fresh boot, or offline rendering)."""
+    rules = desired_rules(plan, family)
+    lines = []
+    for table, (chain, builtin) in OUR_CHAINS.items():
+        lines += [f"*{table}", f":{chain} - [0:0]"]
+        lines += rules[table]
+        if not (jumps_present or {}).get(table):
+            lines.append(f"-I {builtin} 1 -j {chain}")
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def render_removal(current):
+    """Restore input that deletes our jumps and chains, from the parsed current state of one family."""
+    lines = []
+    for table, (chain, builtin) in OUR_CHAINS.items():
+        state = current.get(table, {})
+        if not state.get("exists"):
+            continue
+        lines.append(f"*{table}")
+        lines += [f"-D {builtin} -j {chain}"] * state.get("jumps", 0)
+        lines += [f"-F {chain}", f"-X {chain}", "COMMIT"]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def desired_canonical(plan, family):
+    rules = desired_rules(plan, family)
+    return _canonical_text({table: {"exists": True, "jumps": 1, "rules": rules[table]} for table in OUR_CHAINS})
+
+
+# ---- current state (iptables-save) ----------------------------------------------------------
+def parse_save(text):
+    """iptables-save output -> {table: {'exists', 'jumps', 'rules'}} for our chains only."""
+    state = {table: {"exists": False, "jumps": 0, "rules": []} for table in OUR_CHAINS}
+    table = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
+        if table not in OUR_CHAINS:
+            continue
+        chain, builtin = OUR_CHAINS[table]
+        if line.startswith(f":{chain} "):
+            state[table]["exists"] = True
+        elif line == f"-A {builtin} -j {chain}":
+            state[table]["jumps"] += 1
+        elif line.startswith(f"-A {chain} "):
+            state[table]["rules"].append(line)
+    return state
+
+
+def current_canonical(state):
+    """Canonical text of our chains in one family, or None if we own nothing there."""
+    if not any(entry["exists"] or entry["jumps"] for entry in state.values()):
+        return None
+    return _canonical_text(state)
+
+
+def _canonical_text(state):
+    lines = []
+    for table, (chain, builtin) in OUR_CHAINS.items():
+        entry = state.get(table, {})
+        if not entry.get("exists") and not entry.get("jumps"):
+            continue
+        lines.append(f"*{table}")
+        if entry.get("exists"):
+            lines.append(f":{chain}")
+        lines += list(entry.get("rules", []))
+        lines += [f"-A {builtin} -j {chain}"] * min(entry.get("jumps", 0), 1)
+        if entry.get("jumps", 0) > 1:
+            lines.append(f"# {entry['jumps']} jumps from {builtin}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- gathered -------------------------------------------------------------------------------
+def _options(rule):
+    """'-A C -s X -d Y -i I -o O ... -j T' -> {'-s': X, ...,'--comment': C, '-j': T}."""
+    words = shlex.split(rule)
+    options = {}
+    for index, word in enumerate(words):
+        if word.startswith("-") and index + 1 < len(words) and not words[index + 1].startswith("-"):
+            options.setdefault(word, words[index + 1])
+    return options
+
+
+def gather(states):
+    """{family: parsed state} -> module parameters that would recreate our chains, and interfaces."""
+    network_interface, forward_accept, nat, reverse_nat = None, True, False, False
+    networks, plain_ranges, interfaces, union = {}, [], {}, []
+    found = False
+    for family in FAMILIES:
+        state = states.get(family)
+        if not state or current_canonical(state) is None:
+            continue
+        found = True
+        for rule in state["filter"]["rules"]:
+            opts = _options(rule)
+            comment = opts.get("--comment", "")
+            network = comment[len(NETWORK_COMMENT_PREFIX):] if comment.startswith(NETWORK_COMMENT_PREFIX) else None
+            if opts.get("-j") == "DROP" and "-d" in opts:
+                network_interface = opts.get("-i", network_interface)
+                union.append(opts["-d"])
+            elif "-d" in opts and "-i" in opts and "-o" in opts and "--ctstate" not in opts:
+                if network_interface is not None and opts["-i"] != network_interface:
+                    continue  # a reverse-direction accept
+                if network is None and "-s" in opts:
+                    continue
+                network_interface = opts["-i"]
+                forward_accept = opts.get("-j") == "ACCEPT"
+                interfaces[opts["-d"]] = opts["-o"]
+                if network is None:
+                    plain_ranges.append(opts["-d"])
+                else:
+                    entry = networks.setdefault(network, {"name": network, "cidr": [], "ranges": []})
+                    for key, value in (("cidr", opts.get("-s")), ("ranges", opts["-d"])):
+                        if value and value not in entry[key]:
+                            entry[key].append(value)
+        for rule in state["nat"]["rules"]:
+            opts = _options(rule)
+            if opts.get("-o") == network_interface and network_interface is not None:
+                reverse_nat = True
+            else:
+                nat = True
+    if not found:
+        return None
+    for entry in networks.values():
+        entry["cidr"] = [c for fam in FAMILIES for c in collapse(x for x in entry["cidr"] if _family(x) == fam)]
+    covered = {cidr for entry in networks.values() for cidr in entry["ranges"]}
+    ranges = list(dict.fromkeys(plain_ranges + [c for c in union if c not in covered]))
+    gathered = {"state": "present", "backend": "iptables", "ranges": ranges, "nat": nat,
+                "network_interface": network_interface, "networks": list(networks.values()),
+                "reverse_nat": reverse_nat, "forward_accept": forward_accept}
+    outbound = sorted(set(interfaces.values()))
+    if len(outbound) == 1:
+        gathered["interface"] = outbound[0]
+    return gathered, interfaces
+
+
+def _family(cidr):
+    return "ipv6" if ":" in cidr else "ipv4"

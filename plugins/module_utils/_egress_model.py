@@ -1,0 +1,230 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Validated model of the egress gateway and the backend-neutral plan derived from it (pure).
+
+``validate(params)`` turns module parameters into an ``EgressConfig`` or raises ``ModelError`` naming the
+field. ``build_plan(config, interfaces)`` turns a config plus the outbound interface of every range into
+the ``Plan`` that the nftables and iptables renderers share.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+INTERFACE_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+FAMILIES = ("ipv4", "ipv6")
+FORWARDING_SYSCTLS = {"ipv4": "net.ipv4.ip_forward", "ipv6": "net.ipv6.conf.all.forwarding"}
+
+
+class ModelError(ValueError):
+    """Invalid input; the message names the field and the bad value."""
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    cidrs: tuple
+    ranges: tuple
+
+
+@dataclass(frozen=True)
+class EgressConfig:
+    ranges: tuple  # normalised, deduplicated, includes every network's ranges
+    nat: bool = True
+    network_interface: str | None = None
+    interface: str | None = None
+    networks: tuple = ()
+    reverse_nat: bool = False
+    forward_accept: bool = True
+    range_fields: dict = field(default_factory=dict, compare=False)  # range -> field that named it first
+
+    def field_of(self, cidr):
+        return self.range_fields.get(cidr, "ranges")
+
+
+@dataclass(frozen=True)
+class Path:
+    """Traffic from ``network_interface`` (optionally from ``sources``) to ``destinations`` out of
+    ``interface``: one accept rule, one masquerade rule, one set of destinations."""
+    family: str
+    interface: str
+    destinations: tuple
+    network: str | None = None
+    sources: tuple = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    network_interface: str
+    nat: bool
+    forward_accept: bool
+    reverse_nat: bool
+    segmented: bool
+    paths: tuple = ()
+    union: dict = field(default_factory=dict)  # family -> every egress range of that family
+
+    @property
+    def families(self):
+        return tuple(family for family in FAMILIES if self.union.get(family))
+
+
+# ---- small pure helpers ---------------------------------------------------------------------
+def family_of(cidr):
+    return "ipv6" if ipaddress.ip_network(cidr, strict=False).version == 6 else "ipv4"
+
+
+def normalise_cidr(value, field_name):
+    """``10.1.2.3/8`` -> ``10.0.0.0/8``, ``2001:DB8::/32`` -> ``2001:db8::/32``; a bare address is a host."""
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ModelError(f"{field_name}: {value!r} is not a valid CIDR")
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ModelError(f"{field_name}: {value!r} is not a valid CIDR") from None
+
+
+def route_probe_addresses(cidr):
+    """Addresses whose route decides a range's outbound interface, best first. The first address of the
+    range, except for IPv6 where it is the subnet-router anycast address (local on a router with a
+    connected prefix); the last address next, for when the first is one of the host's own addresses."""
+    network = ipaddress.ip_network(cidr)
+    first = network.network_address
+    if network.version == 6 and network.prefixlen <= 126:
+        first += 1
+    return list(dict.fromkeys([str(first), str(network.broadcast_address)]))
+
+
+def collapse(cidrs):
+    """Merge overlapping and adjacent CIDRs of one family into the fewest sorted networks."""
+    networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
+    return tuple(str(network) for network in ipaddress.collapse_addresses(networks))
+
+
+def unique(items):
+    return tuple(dict.fromkeys(items))
+
+
+def validate_interface(value, field_name):
+    if not isinstance(value, str) or not INTERFACE_PATTERN.fullmatch(value) or value in (".", ".."):
+        raise ModelError(f"{field_name}: {value!r} is not a valid interface name "
+                         "(1-15 characters of A-Z a-z 0-9 _ . @ -)")
+    return value
+
+
+def validate_name(value, field_name):
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise ModelError(f"{field_name}: {value!r} is not a valid name (1-63 characters of A-Z a-z 0-9 _ . -)")
+    return value
+
+
+def _as_list(value, field_name):
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ModelError(f"{field_name}: must be a list, got {value!r}")
+    return list(value)
+
+
+def _cidr_list(value, field_name):
+    return unique(normalise_cidr(item, f"{field_name}[{index}]")
+                  for index, item in enumerate(_as_list(value, field_name)))
+
+
+def _validate_network(entry, index):
+    where = f"networks[{index}]"
+    if not isinstance(entry, dict):
+        raise ModelError(f"{where}: must be a dict with name, cidr and ranges, got {entry!r}")
+    unknown = sorted(set(entry) - {"name", "cidr", "ranges"})
+    if unknown:
+        raise ModelError(f"{where}: unknown key(s) {', '.join(unknown)} (expected name, cidr, ranges)")
+    name = validate_name(entry.get("name"), f"{where}.name")
+    raw_cidr = entry.get("cidr")
+    if isinstance(raw_cidr, str):
+        cidrs = (normalise_cidr(raw_cidr, f"{where}.cidr"),)
+    else:
+        cidrs = _cidr_list(raw_cidr, f"{where}.cidr")
+    if not cidrs:
+        raise ModelError(f"{where}.cidr: at least one CIDR is required")
+    ranges = _cidr_list(entry.get("ranges"), f"{where}.ranges")
+    cidr_families = {family_of(cidr) for cidr in cidrs}
+    for range_index, cidr in enumerate(ranges):
+        if family_of(cidr) not in cidr_families:
+            raise ModelError(f"{where}.ranges[{range_index}]: {cidr} is {family_of(cidr)} but network "
+                             f"{name} has no {family_of(cidr)} cidr")
+    return Network(name=name, cidrs=cidrs, ranges=ranges)
+
+
+def validate(params, require_network_interface=True):
+    """Module parameters -> EgressConfig; every error names the field."""
+    ranges = _cidr_list(params.get("ranges"), "ranges")
+    networks = tuple(_validate_network(entry, index)
+                     for index, entry in enumerate(_as_list(params.get("networks"), "networks")))
+    names = [network.name for network in networks]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ModelError(f"networks[{index}].name: {name!r} is used twice")
+    network_interface = params.get("network_interface")
+    if network_interface is None:
+        if require_network_interface:
+            raise ModelError("network_interface: required (the interface the network's members arrive on)")
+    else:
+        validate_interface(network_interface, "network_interface")
+    interface = params.get("interface")
+    if interface is not None:
+        validate_interface(interface, "interface")
+    if params.get("reverse_nat") and not networks:
+        raise ModelError("reverse_nat: needs networks (their cidrs are the masquerade destinations)")
+    range_fields = {}
+    for index, cidr in enumerate(ranges):
+        range_fields.setdefault(cidr, f"ranges[{index}]")
+    for network_index, network in enumerate(networks):
+        for index, cidr in enumerate(network.ranges):
+            range_fields.setdefault(cidr, f"networks[{network_index}].ranges[{index}]")
+    all_ranges = unique(ranges + tuple(cidr for network in networks for cidr in network.ranges))
+    return EgressConfig(ranges=all_ranges, range_fields=range_fields, nat=bool(params.get("nat", True)),
+                        network_interface=network_interface, interface=interface, networks=networks,
+                        reverse_nat=bool(params.get("reverse_nat", False)),
+                        forward_accept=bool(params.get("forward_accept", True)))
+
+
+def families_in_use(ranges):
+    used = {family_of(cidr) for cidr in ranges}
+    return tuple(family for family in FAMILIES if family in used)
+
+
+def desired_sysctls(ranges):
+    return {FORWARDING_SYSCTLS[family]: "1" for family in families_in_use(ranges)}
+
+
+# ---- plan -----------------------------------------------------------------------------------
+def _group_by_interface(ranges, interfaces):
+    """(family, interface) -> ranges, in the order the ranges were given."""
+    groups = {}
+    for cidr in ranges:
+        groups.setdefault((family_of(cidr), interfaces[cidr]), []).append(cidr)
+    return groups
+
+
+def build_plan(config, interfaces):
+    """Config + {range: outbound interface} -> Plan. Every range must have an interface."""
+    paths = []
+    if config.networks:
+        for network in config.networks:
+            for (family, ifname), ranges in _group_by_interface(network.ranges, interfaces).items():
+                sources = collapse(c for c in network.cidrs if family_of(c) == family)
+                paths.append(Path(family, ifname, collapse(ranges), network.name, sources))
+    else:
+        for (family, ifname), ranges in _group_by_interface(config.ranges, interfaces).items():
+            paths.append(Path(family, ifname, collapse(ranges)))
+    union = {}
+    for family in FAMILIES:
+        members = [cidr for cidr in config.ranges if family_of(cidr) == family]
+        if members:
+            union[family] = collapse(members)
+    return Plan(network_interface=config.network_interface, nat=config.nat,
+                forward_accept=config.forward_accept, reverse_nat=config.reverse_nat,
+                segmented=bool(config.networks), paths=tuple(paths), union=union)

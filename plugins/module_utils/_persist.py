@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Persistence files of the egress gateway (pure rendering): the ruleset files, a sysctl.d file and a
+oneshot systemd unit whose ExecStart= lines are exactly the commands that restore the state at boot."""
+
+from __future__ import annotations
+
+import os
+
+NFT_FILE = "egress_gateway.nft"
+IPTABLES_FILES = {"ipv4": "egress_gateway.rules.v4", "ipv6": "egress_gateway.rules.v6"}
+SYSCTL_FILE = "90-netkit-egress-gateway.conf"
+UNIT_FILE = "netkit-egress-gateway.service"
+HEADER = "# Managed by netkit.egress.egress_gateway; changes are overwritten.\n"
+
+
+def all_paths(persist_dir, sysctl_dir, unit_dir):
+    """Every file the module may own, so that stale ones can be removed."""
+    return ([os.path.join(persist_dir, NFT_FILE)]
+            + [os.path.join(persist_dir, name) for name in IPTABLES_FILES.values()]
+            + [os.path.join(sysctl_dir, SYSCTL_FILE), os.path.join(unit_dir, UNIT_FILE)])
+
+
+def render_sysctl(sysctls):
+    return HEADER + "".join(f"{name} = {value}\n" for name, value in sorted(sysctls.items()))
+
+
+def render_unit(exec_starts):
+    lines = [
+        "# Managed by netkit.egress.egress_gateway; changes are overwritten.",
+        "[Unit]",
+        "Description=netkit.egress egress gateway (forwarding sysctls and firewall rules)",
+        "DefaultDependencies=no",
+        "Wants=network-pre.target",
+        "Before=network-pre.target",
+        "After=local-fs.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+    ]
+    lines += [f"ExecStart={command}" for command in exec_starts]
+    lines += ["", "[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
+
+
+def render_files(backend, rules, sysctls, binaries, persist_dir, sysctl_dir, unit_dir):
+    """{path: content} for the persisted state.
+
+    rules: the nft script (nftables) or {family: iptables-restore text} (iptables);
+    binaries: absolute paths of ``sysctl``, ``nft`` and/or ``iptables-restore``/``ip6tables-restore``
+    (keys ``sysctl``, ``nft``, ``ipv4``, ``ipv6``).
+    """
+    files, exec_starts = {}, []
+    if sysctls:
+        sysctl_path = os.path.join(sysctl_dir, SYSCTL_FILE)
+        files[sysctl_path] = render_sysctl(sysctls)
+        exec_starts.append(f"{binaries['sysctl']} -p {sysctl_path}")
+    if backend == "nftables":
+        path = os.path.join(persist_dir, NFT_FILE)
+        files[path] = rules
+        exec_starts.append(f"{binaries['nft']} -f {path}")
+    else:
+        for family, text in rules.items():
+            path = os.path.join(persist_dir, IPTABLES_FILES[family])
+            files[path] = text
+            exec_starts.append(f"{binaries[family]} --noflush {path}")
+    files[os.path.join(unit_dir, UNIT_FILE)] = render_unit(exec_starts)
+    return files
+
+
+def exec_starts(unit_text):
+    """The ExecStart= commands of a unit file, in order (as argv lists)."""
+    return [line.split("=", 1)[1].split() for line in unit_text.splitlines() if line.startswith("ExecStart=")]
