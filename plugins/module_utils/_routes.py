@@ -98,7 +98,7 @@ def validate_dev(value, field):
     return text
 
 
-def validate_route(entry, index, default_metric):
+def validate_route(entry, index, default_metric, require_next_hop=True):
     where = f"routes[{index}]"
     if not isinstance(entry, dict):
         raise RouteError(f"{where}: expected a dict with destination, via, dev, metric; got {entry!r}")
@@ -112,7 +112,7 @@ def validate_route(entry, index, default_metric):
     dev = validate_dev(entry.get("dev"), f"{where}.dev")
     via = entry.get("via")
     via = canonical_via(via, family, f"{where}.via") if via not in (None, "") else None
-    if via is None and dev is None:
+    if via is None and dev is None and require_next_hop:
         raise RouteError(f"{where}: needs via, dev or both")
     if via and dev is None and ipaddress.ip_address(via).is_link_local:
         raise RouteError(f"{where}.dev: is required with the link-local via {via}")
@@ -124,13 +124,15 @@ def validate_route(entry, index, default_metric):
     return Route(destination, via, dev, metric)
 
 
-def validate_routes(entries, default_metric=100):
-    """Validated, canonical Route list; two different routes with one (destination, metric) are an error."""
+def validate_routes(entries, default_metric=100, require_next_hop=True):
+    """Validated, canonical Route list; two different routes with one (destination, metric) are an error.
+
+    Routes to remove are matched by destination and metric only, so they need no via or dev."""
     validate_metric(default_metric, "metric")
     routes = []
     seen = {}
     for index, entry in enumerate(entries or []):
-        route = validate_route(entry, index, default_metric)
+        route = validate_route(entry, index, default_metric, require_next_hop)
         if route.key in seen and route == routes[seen[route.key]]:
             continue  # the same route listed twice (e.g. two spellings of one range) is one route
         if route.key in seen:

@@ -28,7 +28,8 @@ options:
       - The routes. Each is a dict with C(destination) (CIDR, required; host bits are cleared), C(via)
         (next hop of the same address family), C(dev) (outgoing interface, optional; required with a
         link-local C(via)) and C(metric) (optional, default O(metric)).
-      - At least one of C(via) and C(dev) is needed.
+      - At least one of C(via) and C(dev) is needed, except with O(state=absent) (routes to remove are
+        matched by destination and metric).
     type: list
     elements: dict
     default: []
@@ -194,7 +195,8 @@ def run(module):
     table = validate_table(params["table"])
     protocol = validate_protocol(params["protocol"])
     validate_metric(params["metric"], "metric")
-    desired = validate_routes(params["routes"], params["metric"]) if state != "gathered" else []
+    desired = (validate_routes(params["routes"], params["metric"], require_next_hop=state != "absent")
+               if state != "gathered" else [])
     if state in ("present", "exact"):
         check_devices_exist(host, desired)
 

@@ -48,6 +48,11 @@ def test_bad_route_names_the_field(entry, message):
     assert message in str(error.value)
 
 
+def test_routes_to_remove_need_no_next_hop():
+    assert validate_routes([{"destination": "192.0.2.0/24"}], require_next_hop=False) == [
+        Route("192.0.2.0/24", None, None, 100)]
+
+
 def test_error_index_counts_from_the_whole_list():
     with pytest.raises(RouteError, match=r"routes\[2\]\.destination: '10\.0\.0\.0/33'"):
         validate_routes([{"destination": "192.0.2.0/24", "via": GW4}, {"destination": "198.51.100.0/24", "via": GW4},
