@@ -1,0 +1,474 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nat_policy
+short_description: Converge the egress NAT datapath of one host (cluster node or gateway node)
+description:
+  - Manages egress NAT policies on one Linux host, in the network resource module style.
+    A policy sends traffic from O(config[].sources) to O(config[].destinations) (minus
+    O(config[].excluded_destinations)) out with the source address O(config[].egress_ip),
+    usually a floating IP held by one of the gateway nodes.
+  - On a cluster node (O(role=source)) the table C(inet netkit_egress_nat) marks new connections
+    of selected workloads in prerouting (connection mark, copied to the packet mark), an C(ip rule)
+    per egress IP sends marked packets to a route table whose default route's next hop is the egress
+    IP itself, so traffic follows the address when it moves between gateway nodes. Marked packets get
+    an identity SNAT at priority C(srcnat - 10), so the node's own masquerade does not hide the
+    workload address from the gateway.
+  - On a gateway node (O(role=gateway)) the same table SNATs a policy's traffic to its egress IP at
+    priority C(srcnat - 10), before any other masquerade; replies are de-NATed by conntrack and
+    reach the workloads through O(return_routes).
+  - Sets, not one rule per address, hold sources and destinations, so 10,000 entries cost one lookup.
+  - Nothing the module installs accepts or drops packets: filter rules of others (network policies)
+    still decide. It owns only its table, the C(ip rule) entries at its priorities, the routes with
+    O(route_protocol) in its route tables (and, on a gateway, in the main table) and the sysctls it
+    reports; it never flushes the ruleset or touches foreign rules.
+  - The table is replaced in one C(nft -f) transaction, checked with C(nft -c) first; everything is
+    validated before the first change.
+  - One policy has one address family; every CIDR in it must have the family of its egress IP
+    (write a second policy for the other family).
+  - Selectors and gateway references are resolved on the controller (see the role
+    C(netkit.egress.egress_nat)); this module takes concrete addresses.
+version_added: 0.1.0
+author:
+  - netkit.egress developers
+options:
+  config:
+    description:
+      - The policies. With O(state=deleted), only their names matter, and an empty list means
+        every policy this module manages on the host.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Policy name, C(^[A-Za-z0-9_.-]{1,63}$). Appears only in nft rule comments.
+        type: str
+        required: true
+      egress_ip:
+        description: The source address the selected traffic leaves with (a floating IP).
+        type: str
+      sources:
+        description: Workload addresses or CIDRs (one address family, that of O(config[].egress_ip)).
+        type: list
+        elements: str
+      destinations:
+        description: Destination CIDRs the policy applies to (C(0.0.0.0/0) for everything).
+        type: list
+        elements: str
+      excluded_destinations:
+        description: Destination CIDRs left alone even when inside O(config[].destinations).
+        type: list
+        elements: str
+      interface:
+        description:
+          - On a source node, the interface towards the egress IP; default is the device of
+            C(ip route get EGRESS_IP).
+          - On a gateway, restricts the SNAT to packets leaving through this interface; default is
+            no restriction.
+        type: str
+  role:
+    description: C(source) for cluster nodes with workloads, C(gateway) for nodes that may hold egress IPs.
+    type: str
+    choices: [source, gateway]
+    default: source
+  state:
+    description:
+      - C(merged) adds the given policies or merges them into the held ones (lists grow, given
+        scalars replace), keeping other policies.
+      - C(replaced) replaces the given policies entirely, keeping other policies.
+      - C(overridden) leaves exactly the given policies.
+      - C(deleted) removes the given policies, or all of them when O(config) is empty (then also the
+        return routes, and sysctls this module changed get their earlier values back).
+      - C(gathered) returns the held policies in RV(gathered), valid O(config) again.
+      - C(rendered) returns the nft script and C(ip) commands for O(config) in RV(rendered) without
+        touching the host.
+    type: str
+    choices: [merged, replaced, overridden, deleted, gathered, rendered]
+    default: merged
+  return_routes:
+    description:
+      - Gateway only. Routes back to the workload addresses, installed in the main table with
+        O(route_protocol). When given, exactly these are kept (others with O(route_protocol) in the
+        main table are removed); when omitted, the held ones stay.
+    type: list
+    elements: dict
+    suboptions:
+      destination:
+        description: Workload CIDR.
+        type: str
+        required: true
+      via:
+        description: The cluster node that hosts it.
+        type: str
+        required: true
+  route_table_base:
+    description: Route table of the first egress IP on a source node; the next ones follow.
+    type: int
+    default: 21000
+  rule_priority_base:
+    description: C(ip rule) priority of the first egress IP on a source node; the next ones follow.
+    type: int
+    default: 21000
+  mark_mask:
+    description:
+      - The packet and connection mark bits this module owns (other bits are left untouched).
+        An integer or a string like C(0x00ff0000).
+    type: raw
+    default: "0x00ff0000"
+  mark_base:
+    description:
+      - Mark of the first egress IP; the next ones add the lowest bit of O(mark_mask). Must lie
+        inside O(mark_mask).
+    type: raw
+    default: "0x00010000"
+  route_protocol:
+    description: Routing protocol number that marks our routes.
+    type: int
+    default: 201
+attributes:
+  check_mode:
+    support: full
+    description: Reports the commands and changes a real run would make, and changes nothing.
+  diff_mode:
+    support: full
+    description: Returns the policies, return routes and sysctls before and after.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with nftables (C(nft)), iproute2 (C(ip)) and C(/proc/sys).
+notes:
+  - Original values of sysctls the module changed are kept in C(/etc/netkit-egress/nat_policy.json).
+  - Policies that overlap are applied in the order of their names; the first match wins.
+  - On a gateway node, the module shares the protocol number of its main-table routes with nothing
+    else of the collection by default; give O(route_protocol) another value if a host also runs
+    another producer of C(proto 201) routes in its main table.
+requirements:
+  - nftables >= 0.9.3
+  - iproute2
+"""
+
+EXAMPLES = r"""
+- name: Steer pod 10.10.1.5 to the egress IP 192.168.1.100 for the database network
+  netkit.egress.nat_policy:
+    role: source
+    state: overridden
+    config:
+      - name: db-clients
+        egress_ip: 192.168.1.100
+        sources: [10.10.1.5]
+        destinations: [203.0.113.0/24]
+        excluded_destinations: [203.0.113.20/32]
+
+- name: SNAT the same policy on every gateway node, with routes back to the pods
+  netkit.egress.nat_policy:
+    role: gateway
+    state: overridden
+    config:
+      - name: db-clients
+        egress_ip: 192.168.1.100
+        sources: [10.10.1.5]
+        destinations: [203.0.113.0/24]
+        excluded_destinations: [203.0.113.20/32]
+    return_routes:
+      - {destination: 10.10.1.0/24, via: 192.168.1.1}
+
+- name: What is configured here?
+  netkit.egress.nat_policy:
+    role: source
+    state: gathered
+  register: held
+
+- name: Remove every policy this module manages
+  netkit.egress.nat_policy:
+    role: source
+    state: deleted
+"""
+
+RETURN = r"""
+before:
+  description: The held policies before the run, in O(config) shape.
+  returned: when O(state) is merged, replaced, overridden or deleted
+  type: list
+  elements: dict
+after:
+  description: The policies after the run (predicted in check mode), in O(config) shape.
+  returned: when O(state) is merged, replaced, overridden or deleted
+  type: list
+  elements: dict
+commands:
+  description:
+    - What was applied (or would be, in check mode) - the nft script between C(nft -f - <<'EOF') and
+      C(EOF), then C(ip) commands. Empty when nothing changes.
+  returned: when O(state) is merged, replaced, overridden or deleted
+  type: list
+  elements: str
+gathered:
+  description: The held policies, valid as O(config).
+  returned: when O(state=gathered)
+  type: list
+  elements: dict
+return_routes:
+  description: The held return routes (O(state=gathered)) or those after the run.
+  returned: always, except with O(state=rendered)
+  type: list
+  elements: dict
+rendered:
+  description: The nft script and C(ip) commands for O(config), made without touching the host.
+  returned: when O(state=rendered)
+  type: list
+  elements: str
+sysctls:
+  description: Sysctls the datapath needs, with their value before and after the run.
+  returned: when O(state) is merged, replaced, overridden or deleted
+  type: dict
+  sample: {"net.ipv4.ip_forward": {"before": "0", "after": "1"}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+import json
+
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError
+from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
+from ansible_collections.netkit.egress.plugins.module_utils import _nat_nft as nft
+from ansible_collections.netkit.egress.plugins.module_utils import _nat_routing as routing
+from ansible_collections.netkit.egress.plugins.module_utils._nat_model import NatConfigError
+
+STATE_FILE = "/etc/netkit-egress/nat_policy.json"
+
+
+# ---- input ----------------------------------------------------------------------------------
+def validated_input(params):
+    numbering = model.build_numbering(params)
+    cleaned = model.validate_config_entries(params["config"], params["state"])
+    return_routes = model.validate_return_routes(params["return_routes"], params["role"])
+    return numbering, cleaned, return_routes
+
+
+def nft_command_lines(script):
+    return ["nft -f - <<'EOF'"] + script.rstrip("\n").split("\n") + ["EOF"]
+
+
+def rendered_commands(role, cleaned, return_routes, numbering):
+    """``state: rendered``: everything for an empty host, from the input alone."""
+    policies = model.desired_policies("overridden", cleaned, [])
+    slots = model.allocate_slots(policies, {}, numbering.slot_count) if role == "source" else {}
+    interfaces = {policy.egress_ip: policy.interface for policy in policies}
+    script = nft.render_script(role, policies, slots, numbering)
+    wanted_routes = (routing.desired_slot_routes(slots, interfaces, numbering)
+                     + routing.desired_return_routes(return_routes or []))
+    adds, _ = routing.routing_changes([], routing.desired_rules(slots, numbering), [], wanted_routes,
+                                      numbering.route_protocol)
+    return nft_command_lines(script) + routing.command_lines(adds)
+
+
+# ---- host state -----------------------------------------------------------------------------
+class HeldState:
+    """Everything of ours on the host, read once."""
+
+    def __init__(self, host, role, numbering):
+        self.table = nft.parse_table(host.nft_table_json(nft.TABLE_FAMILY, nft.TABLE_NAME), numbering)
+        self.rules, routes = [], []
+        protocol = str(numbering.route_protocol)
+        for family in routing.FAMILIES:
+            self.rules += routing.owned_rules(host.ip_json("rule", "show", family=family), family, numbering)
+            routes += routing.owned_routes(
+                host.ip_json("route", "show", "table", "all", "proto", protocol, family=family),
+                family, numbering, include_main=role == "gateway")
+        self.slot_routes = [route for route in routes if route.table != "main"]
+        self.main_routes = [route for route in routes if route.table == "main"]
+        interfaces = routing.slot_interfaces(self.slot_routes, self.table.slots)
+        if self.table.role == "source":
+            self.policies = [with_interface(policy, interfaces.get(policy.egress_ip))
+                             for policy in self.table.policies]
+        else:
+            self.policies = list(self.table.policies)
+        self.return_routes = [model.ReturnRoute(route.destination, route.via) for route in self.main_routes]
+
+
+def with_interface(policy, interface):
+    return model.Policy(name=policy.name, egress_ip=policy.egress_ip, sources=policy.sources,
+                        destinations=policy.destinations,
+                        excluded_destinations=policy.excluded_destinations, interface=interface)
+
+
+def resolve_interfaces(host, role, policies):
+    """Source nodes route each egress IP out of one concrete device: fill it in and check it."""
+    links = set(host.link_names())
+    resolved = []
+    device_of_egress = {}
+    for policy in policies:
+        interface = policy.interface
+        if interface is None and role == "source":
+            route = host.route_get(policy.egress_ip, policy.family) or {}
+            interface = route.get("dev")
+            if not interface:
+                raise NatConfigError(f"policy {policy.name}: interface: no route to egress_ip "
+                                     f"{policy.egress_ip} on this host")
+            if route.get("type") == "local":
+                raise NatConfigError(f"policy {policy.name}: egress_ip: {policy.egress_ip} is an address "
+                                     "of this host; role source steers traffic to another host")
+        if interface is not None and interface not in links:
+            raise NatConfigError(f"policy {policy.name}: interface: {interface!r} does not exist on this host")
+        if role == "source":
+            held_device = device_of_egress.setdefault(policy.egress_ip, interface)
+            if held_device != interface:
+                raise NatConfigError(f"policy {policy.name}: interface: {interface!r} differs from "
+                                     f"{held_device!r} of another policy with egress_ip {policy.egress_ip}")
+        resolved.append(with_interface(policy, interface))
+    return resolved
+
+
+def load_saved_sysctls(host):
+    text = host.read_file(STATE_FILE)
+    try:
+        return dict(json.loads(text).get("sysctl_originals", {})) if text else {}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def sysctl_changes(host, role, policies):
+    """``(report, changes, saved)``: name -> before/after, the writes to make, originals to keep."""
+    saved = load_saved_sysctls(host)
+    wanted = routing.desired_sysctls(role, policies, host.sysctl_get)
+    report, changes = {}, {}
+    for name, value in wanted.items():
+        current = host.sysctl_get(name)
+        if current is None:
+            raise NatConfigError(f"sysctl {name}: not present on this host")
+        report[name] = {"before": current, "after": value}
+        if current != value:
+            changes[name] = value
+            saved.setdefault(name, current)
+    if not policies:
+        # Nothing of ours is left: give back the values we changed.
+        for name, original in saved.items():
+            current = host.sysctl_get(name)
+            if current is not None and current != original:
+                report[name] = {"before": current, "after": original}
+                changes[name] = original
+        saved = {}
+    return report, changes, saved
+
+
+# ---- run ------------------------------------------------------------------------------------
+def run_nat_policy(module):
+    params = module.params
+    role, state = params["role"], params["state"]
+    numbering, cleaned, return_routes = validated_input(params)
+    if state == "rendered":
+        return {"changed": False, "rendered": rendered_commands(role, cleaned, return_routes, numbering)}
+
+    host = Host(module)
+    held = HeldState(host, role, numbering)
+    before = model.policies_as_dicts(held.policies)
+    held_return = [route.to_dict() for route in held.return_routes]
+    if state == "gathered":
+        return {"changed": False, "gathered": before, "return_routes": held_return}
+
+    policies = resolve_interfaces(host, role, model.desired_policies(state, cleaned, held.policies))
+    if state == "deleted" and not cleaned:
+        return_routes = []
+    elif return_routes is None:
+        return_routes = held.return_routes if role == "gateway" else []
+    slots = (model.allocate_slots(policies, held.table.slots, numbering.slot_count)
+             if role == "source" else {})
+
+    script = None
+    if not nft.table_matches(held.table, role, policies, slots):
+        script = nft.render_script(role, policies, slots, numbering)
+    interfaces = {policy.egress_ip: policy.interface for policy in policies}
+    adds, removals = routing.routing_changes(
+        held.rules, routing.desired_rules(slots, numbering),
+        held.slot_routes + held.main_routes,
+        routing.desired_slot_routes(slots, interfaces, numbering)
+        + routing.desired_return_routes(return_routes),
+        numbering.route_protocol)
+    sysctl_report, sysctl_writes, saved = sysctl_changes(host, role, policies)
+
+    commands = (nft_command_lines(script) if script else []) + routing.command_lines(adds) \
+        + routing.command_lines(removals)
+    changed = bool(commands or sysctl_writes)
+    if changed and not module.check_mode:
+        apply_changes(host, script, adds, removals, sysctl_writes, saved)
+
+    after = model.policies_as_dicts(policies)
+    after_return = [route.to_dict() for route in return_routes]
+    result = {"changed": changed, "before": before, "after": after, "commands": commands,
+              "return_routes": after_return, "sysctls": sysctl_report}
+    if module._diff:
+        result["diff"] = {
+            "before": {"config": before, "return_routes": held_return,
+                       "sysctls": {name: values["before"] for name, values in sysctl_report.items()}},
+            "after": {"config": after, "return_routes": after_return,
+                      "sysctls": {name: values["after"] for name, values in sysctl_report.items()}},
+        }
+    return result
+
+
+def run_ip_batches(host, batches):
+    flags = {"ipv4": "-4", "ipv6": "-6"}
+    for family, lines in batches.items():
+        if lines:
+            host.run(["ip", flags[family], "-batch", "-"], data="".join(line + "\n" for line in lines))
+
+
+def apply_changes(host, script, adds, removals, sysctl_writes, saved):
+    """Validate the nft script, then: routes and rules first (marked packets find their way at
+    once), the table in one transaction, removals, sysctls, and the record of original values."""
+    if script:
+        host.nft_check(script)
+    run_ip_batches(host, adds)
+    if script:
+        host.nft_apply(script)
+    run_ip_batches(host, removals)
+    for name, value in sysctl_writes.items():
+        host.sysctl_set(name, value)
+    if saved:
+        host.write_file(STATE_FILE, json.dumps({"sysctl_originals": saved}, indent=2, sort_keys=True) + "\n")
+    else:
+        host.remove_file(STATE_FILE)
+
+
+def argument_spec():
+    policy = dict(
+        name=dict(type="str", required=True),
+        egress_ip=dict(type="str"),
+        sources=dict(type="list", elements="str"),
+        destinations=dict(type="list", elements="str"),
+        excluded_destinations=dict(type="list", elements="str"),
+        interface=dict(type="str"),
+    )
+    return_route = dict(destination=dict(type="str", required=True), via=dict(type="str", required=True))
+    return dict(
+        config=dict(type="list", elements="dict", options=policy, default=[]),
+        role=dict(type="str", choices=["source", "gateway"], default="source"),
+        state=dict(type="str", default="merged",
+                   choices=["merged", "replaced", "overridden", "deleted", "gathered", "rendered"]),
+        return_routes=dict(type="list", elements="dict", options=return_route),
+        route_table_base=dict(type="int", default=21000),
+        rule_priority_base=dict(type="int", default=21000),
+        mark_mask=dict(type="raw", default="0x00ff0000"),
+        mark_base=dict(type="raw", default="0x00010000"),
+        route_protocol=dict(type="int", default=201),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        result = run_nat_policy(module)
+    except NatConfigError as exc:
+        module.fail_json(msg=str(exc))
+    except HostError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
