@@ -176,6 +176,20 @@ class Host:
         except FileNotFoundError:
             return False
 
+    # ---- raw frames -----------------------------------------------------------------------
+    @staticmethod
+    def send_frames(interface, frames):
+        """Send complete Ethernet frames out of ``interface`` (AF_PACKET, needs CAP_NET_RAW)."""
+        import socket
+
+        try:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw_socket:
+                raw_socket.bind((interface, 0))
+                for frame in frames:
+                    raw_socket.send(frame)
+        except OSError as exc:
+            raise HostError(f"sending {len(frames)} frame(s) on {interface} failed: {exc}") from exc
+
 
 LOCK_DIR = "/run/lock"
 

@@ -1,0 +1,271 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: floating_ip
+short_description: Hold floating IPs as extra addresses on a Linux host and announce them
+description:
+  - Adds floating IPs (egress source addresses of a gateway group) as extra addresses to the interface
+    whose subnet contains them, with that subnet's prefix length, and announces them to the neighbours
+    (gratuitous ARP for IPv4, unsolicited neighbour advertisement for IPv6) so that traffic follows an
+    address that moved from another node.
+  - Addresses are added with C(noprefixroute), so no second subnet route appears, and IPv6 ones also with
+    C(nodad) and C(preferred_lft 0) (deprecated: never chosen as source address, still answered and usable
+    for SNAT), so the node's own address stays the source address of the node's own traffic. IPv4 addresses carry the
+    label C(<ifname>:nk) (the interface name is cut so that the label fits 15 characters).
+  - The module only ever removes addresses it added. It records them in O(state_file); an address is
+    managed when it is recorded there AND present on the recorded interface. Addresses added by anyone
+    else are never removed, and asking for one of them fails.
+  - Announcements are built and sent with the Python standard library (an C(AF_PACKET) socket); no
+    C(arping) or C(ndisc6) is needed. A failed announcement is a warning, not a failure.
+  - Everything is validated before the first change; the address changes are applied in one
+    C(ip -batch) run.
+version_added: 0.1.0
+author:
+  - netkit.egress developers
+options:
+  addresses:
+    description:
+      - Floating IPs, IPv4 or IPv6, without prefix length.
+      - Ignored with O(state=gathered).
+    type: list
+    elements: str
+    default: []
+  interface:
+    description:
+      - Interface for every address in O(addresses).
+      - Default is, per address, the interface with a (non-floating, global) address whose subnet
+        contains it, the longest prefix winning. No such interface, or several with the same prefix, is
+        an error naming the address.
+    type: str
+  prefix_length:
+    description:
+      - Prefix length for every address in O(addresses).
+      - Default is the prefix of the containing subnet; with O(interface) set and no containing subnet on
+        it, the full length (32 or 128).
+    type: int
+  state:
+    description:
+      - C(present) adds O(addresses) and keeps the other floating IPs the module holds.
+      - C(absent) removes O(addresses) if the module holds them (other addresses are left alone).
+      - C(exact) makes O(addresses) the only floating IPs the module holds, removing its other ones, never
+        an address it did not add.
+      - C(gathered) changes nothing and reports the floating IPs the module holds in RV(addresses).
+      - An address held on another interface or with another prefix than wanted is moved.
+    type: str
+    choices: [present, absent, exact, gathered]
+    default: present
+  announce:
+    description:
+      - After adding addresses, send two gratuitous ARP frames (request and reply) per IPv4 address and an
+        unsolicited neighbour advertisement (override flag) per IPv6 address on its interface.
+    type: bool
+    default: true
+  state_file:
+    description: Where the module records the addresses it added (JSON).
+    type: path
+    default: /etc/netkit-egress/floating_ips.json
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be added and removed (and the diff) without changing addresses or the state file.
+  diff_mode:
+    support: full
+    description: Returns the floating IPs held before and after.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with iproute2 (C(ip -j)); announcements need C(CAP_NET_RAW).
+notes:
+  - A floating IP must be free on the network: the controller allocates each one to a single gateway node
+    (see the filter C(netkit.egress.allocate_floating_ips) and the role C(netkit.egress.gateway_group)),
+    which runs this module with O(state=exact) on every gateway node.
+seealso:
+  - plugin: netkit.egress.allocate_floating_ips
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Hold two floating IPs on the interface of their subnet and announce them
+  netkit.egress.floating_ip:
+    addresses:
+      - 192.168.1.100
+      - 2001:db8:1::100
+
+- name: Hold exactly the floating IPs allocated to this gateway node, remove the others we added
+  netkit.egress.floating_ip:
+    addresses: "{{ allocation | dict2items | selectattr('value', 'equalto', inventory_hostname)
+                   | map(attribute='key') | list }}"
+    state: exact
+
+- name: Release a floating IP
+  netkit.egress.floating_ip:
+    addresses: [192.168.1.100]
+    state: absent
+
+- name: Read the floating IPs this node holds
+  netkit.egress.floating_ip:
+    state: gathered
+  register: held
+"""
+
+RETURN = r"""
+addresses:
+  description: The floating IPs the module holds after the run (predicted in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    address:
+      description: The address, canonical text.
+      type: str
+    interface:
+      description: The interface it is on.
+      type: str
+    prefix_length:
+      description: Its prefix length.
+      type: int
+  sample: [{"address": "192.168.1.100", "interface": "eth0", "prefix_length": 24}]
+added:
+  description: Addresses added (or, in check mode, that would be added).
+  returned: always
+  type: list
+  elements: str
+  sample: ["192.168.1.100"]
+removed:
+  description: Addresses removed (or that would be removed).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+announced:
+  description: Addresses announced to the neighbours in this run (never in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["192.168.1.100"]
+commands:
+  description: The C(ip -batch) lines run (or that would run).
+  returned: always
+  type: list
+  elements: str
+  sample: ["address add 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk",
+           "address add 2001:db8:1::100/64 dev eth0 noprefixroute nodad preferred_lft 0"]
+diff:
+  description: The floating IPs held before and after, each C({addresses}) with a list like RV(addresses).
+  returned: when diff mode is on
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netkit.egress.plugins.module_utils import _floating_ip as fip
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
+
+ARGUMENT_SPEC = {
+    "addresses": {"type": "list", "elements": "str", "default": []},
+    "interface": {"type": "str"},
+    "prefix_length": {"type": "int"},
+    "state": {"type": "str", "choices": list(fip.STATES), "default": "present"},
+    "announce": {"type": "bool", "default": True},
+    "state_file": {"type": "path", "default": "/etc/netkit-egress/floating_ips.json"},
+}
+
+
+def read_host(host, state_file):
+    ip_addr = host.ip_json("address", "show")
+    on_host = fip.host_addresses(ip_addr)
+    records = fip.parse_state(host.read_file(state_file), state_file)
+    return ip_addr, on_host, records
+
+
+def desired_addresses(params, addresses, on_host, held, link_names):
+    interface = fip.validate_interface(params["interface"])
+    if interface is not None and interface not in link_names:
+        raise fip.FloatingIPError(f"interface: {interface} does not exist on this host")
+    prefix_length = fip.validate_prefix_length(params["prefix_length"], addresses)
+    return [fip.resolve(index, address, on_host, held, interface, prefix_length)
+            for index, address in enumerate(addresses)]
+
+
+def announce(module, host, items, ip_addr):
+    macs = fip.link_macs(ip_addr)
+    announced = []
+    for item in items:
+        if item.interface not in macs:
+            continue
+        router = host.sysctl_get(f"net.ipv6.conf.{item.interface}.forwarding") == "1"
+        try:
+            host.send_frames(item.interface, fip.announcement_frames(item, macs[item.interface], router))
+            announced.append(str(item.address))
+        except HostError as exc:
+            module.warn(f"floating IP {item.address} was added but not announced: {exc}")
+    return announced
+
+
+def record_reality(host, state_file, candidates):
+    """After a failed apply: record exactly the candidates the host really has, nothing else."""
+    on_host = fip.host_addresses(host.ip_json("address", "show"))
+    host.write_file(state_file, fip.render_state(fip.owned(candidates, on_host)))
+
+
+def converge(module, host):
+    params = module.params
+    state = params["state"]
+    addresses = [] if state == "gathered" else fip.parse_addresses(params["addresses"])
+    ip_addr, on_host, records = read_host(host, params["state_file"])
+    held = fip.owned(records, on_host)
+    desired = []
+    if state in ("present", "exact"):
+        link_names = [link["ifname"] for link in ip_addr]
+        desired = desired_addresses(params, addresses, on_host, held, link_names)
+    to_remove, to_add = fip.plan(state, addresses, desired, held)
+    held_after = fip.after(held, to_remove, to_add)
+    commands = fip.batch_commands(to_remove, to_add)
+    # Records of addresses that vanished from the host are dropped, so a later hand-made address
+    # with the same value is never mistaken for ours.
+    state_changes = state != "gathered" and fip.sort_held(records) != fip.sort_held(held_after)
+    announced = []
+    if not module.check_mode and (commands or state_changes):
+        try:
+            host.ip_batch(commands)
+        except HostError:
+            record_reality(host, params["state_file"], held + to_add)
+            raise
+        host.write_file(params["state_file"], fip.render_state(held_after))
+        if params["announce"]:
+            announced = announce(module, host, to_add, ip_addr)
+    result = {
+        "changed": bool(commands) or state_changes,
+        "added": [str(item.address) for item in to_add],
+        "removed": [str(item.address) for item in to_remove],
+        "announced": announced,
+        "commands": commands,
+        "addresses": [fip.as_dict(item) for item in held_after],
+    }
+    if module._diff:
+        # Mappings, because Ansible's diff display serialises mappings but not lists.
+        result["diff"] = {"before": {"addresses": [fip.as_dict(item) for item in fip.sort_held(held)]},
+                          "after": {"addresses": result["addresses"]}}
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    host = Host(module)
+    try:
+        with HostLock():
+            result = converge(module, host)
+    except fip.FloatingIPError as exc:
+        module.fail_json(msg=str(exc))
+    except HostError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
