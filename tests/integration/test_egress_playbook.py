@@ -53,11 +53,15 @@ def inventory(lab, gw_ranges=(OFFICE4, OFFICE6, EXTRA4), gw_state="present"):
     return spec
 
 
-def converge(lab, tmp_path, check=False, diff=False, limit=None, **inventory_kwargs):
+def run_playbook(lab, tmp_path, check=False, diff=False, limit=None, **inventory_kwargs):
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory(lab, **inventory_kwargs), sort_keys=False))
-    rc, text = mesh_lab.netlab.ansible_playbook(mesh_lab.PLAYBOOK, str(path), check=check, diff=diff,
-                                                limit=limit, json_output=False)
+    return mesh_lab.netlab.ansible_playbook(mesh_lab.PLAYBOOK, str(path), check=check, diff=diff, limit=limit,
+                                            json_output=False)
+
+
+def converge(lab, tmp_path, **kwargs):
+    rc, text = run_playbook(lab, tmp_path, **kwargs)
     assert rc == 0, text
     return mesh_lab.playbook_recap(text), text
 
@@ -79,6 +83,11 @@ def snapshots(lab):
 def test_clients_reach_the_office_through_the_gateways_nat(mesh, tmp_path):
     assert mesh.whoami("m1", SERVER4) is None, "before the playbook m1 has no route to the office"
     before = snapshots(mesh)
+
+    rc, text = run_playbook(mesh, tmp_path, gw_ranges=(OFFICE4, OFFICE6, "10.0.0.0/33"))
+    assert rc != 0
+    assert "ranges[2]: '10.0.0.0/33' is not a valid CIDR" in text
+    assert snapshots(mesh) == before, "refused input changed a host"
 
     recap, text = converge(mesh, tmp_path, check=True, diff=True)
     assert snapshots(mesh) == before, "check mode changed a host"
