@@ -14,9 +14,10 @@ description:
     (gratuitous ARP for IPv4, unsolicited neighbour advertisement for IPv6) so that traffic follows an
     address that moved from another node.
   - Addresses are added with C(noprefixroute), so no second subnet route appears, and IPv6 ones also with
-    C(nodad) and C(preferred_lft 0) (deprecated: never chosen as source address, still answered and usable
-    for SNAT), so the node's own address stays the source address of the node's own traffic. IPv4 addresses carry the
-    label C(<ifname>:nk) (the interface name is cut so that the label fits 15 characters).
+    C(nodad) and C(preferred_lft 0) (deprecated, so never chosen as source address, yet still answered and
+    usable for SNAT), so the node's own address stays the source address of the node's own traffic.
+  - IPv4 floating IPs carry the label C(<ifname>:nk) (the interface name is cut so that the label fits
+    15 characters).
   - The module only ever removes addresses it added. It records them in O(state_file); an address is
     managed when it is recorded there AND present on the recorded interface. Addresses added by anyone
     else are never removed, and asking for one of them fails.
@@ -81,8 +82,8 @@ attributes:
     platforms: posix
     description: Linux with iproute2 (C(ip -j)); announcements need C(CAP_NET_RAW).
 notes:
-  - A floating IP must be free on the network: the controller allocates each one to a single gateway node
-    (see the filter C(netkit.egress.allocate_floating_ips) and the role C(netkit.egress.gateway_group)),
+  - A floating IP must be held by one node only. The controller allocates each one to a single gateway
+    node (see the filter C(netkit.egress.allocate_floating_ips) and the role C(netkit.egress.gateway_group)),
     which runs this module with O(state=exact) on every gateway node.
 seealso:
   - plugin: netkit.egress.allocate_floating_ips
