@@ -8,6 +8,7 @@ a test gives them one.
 
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -36,6 +37,7 @@ COMMIT
 -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
 COMMIT
 """
+DOCKER_LIKE_V6 = DOCKER_LIKE.replace("203.0.113.0/24", "2001:db8:ff::/64").replace("172.17.0.0/16", "fd00:17::/64")
 FOREIGN_NFT = """table inet foreign {
 \tchain input {
 \t\ttype filter hook input priority 10; policy accept;
@@ -113,6 +115,12 @@ def without(snapshot, *keys):
     return {key: value for key, value in snapshot.items() if key not in keys}
 
 
+def without_counters(snapshot):
+    """Packet counters are traffic statistics, not configuration: zero them before comparing."""
+    return {key: re.sub(r"packets \d+ bytes \d+", "packets 0 bytes 0", re.sub(r"\[\d+:\d+\]", "[0:0]", text))
+            for key, text in snapshot.items()}
+
+
 def our_lines_removed(text):
     return "\n".join(line for line in text.splitlines() if "NETKIT-" not in line)
 
@@ -159,3 +167,135 @@ def test_nftables_auto_interfaces_check_idempotence_absent(lab, tmp_path):
     assert "net.ipv4.ip_forward = 1" in after["sysctl"], "absent leaves forwarding as it is"
 
 
+
+
+@pytest.mark.parametrize("variant", ["nft", "legacy"])
+def test_iptables_docker_like_host(lab, tmp_path, variant):
+    """auto picks iptables of the variant docker uses; egress works through FORWARD policy DROP;
+    the docker-like rules are byte-identical after apply and after absent."""
+    build(lab, gw_forwarding=True)
+    lab.exec("gw", [f"iptables-{variant}-restore"], data=DOCKER_LIKE)
+    lab.exec("gw", [f"ip6tables-{variant}-restore"], data=DOCKER_LIKE_V6)
+    before = without_counters(lab.snapshot("gw"))
+    foreign = our_lines_removed(before[f"iptables-{variant}"])
+    args = dict(MESSY, persist=False)
+
+    results = run_tasks(lab, tmp_path, [("apply", args, None), ("again", args, None),
+                                        ("gather", {"state": "gathered"}, None)])
+    apply = results["apply"]
+    assert (apply["backend"], apply["iptables_variant"]) == ("iptables", variant), apply["backend_reason"]
+    assert "DOCKER-USER" in apply["backend_reason"]
+    assert results["again"]["changed"] is False, results["again"]["commands"]
+    assert results["gather"]["gathered"]["ranges"] == ["192.0.2.0/24", "198.51.100.0/24", "2001:db8:1::/64"]
+    assert results["gather"]["gathered"]["iptables_variant"] == variant
+    applied = without_counters(lab.snapshot("gw"))
+    assert our_lines_removed(applied[f"iptables-{variant}"]) == foreign
+    assert applied["nft"] == before["nft"] or variant == "nft"  # iptables-nft rules live in nft tables
+    assert lab.whoami("m1", SRV1, PORT) == GW_UP1
+    assert lab.whoami("m1", SRV2, PORT) == GW_UP2
+    assert lab.whoami("m1", SRV1_V6, PORT) == GW_UP1_V6
+
+    removed = run_tasks(lab, tmp_path, [("absent", {"state": "absent"}, None)])
+    assert removed["absent"]["changed"] is True
+    assert without_counters(lab.snapshot("gw")) == before
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_segmentation_without_nat_and_backend_switch(lab, tmp_path, backend):
+    """Network A reaches only its range, network B only its own; without NAT the servers see the
+    members' addresses. Switching the backend afterwards leaves nothing of the old one."""
+    build(lab, gw_forwarding=True)
+    give_servers_return_routes(lab)
+    args = {"network_interface": "nm0", "nat": False, "backend": backend, "iptables_variant": "legacy",
+            "networks": [{"name": "net-a", "cidr": ["100.64.1.0/24", "fd00:64:1::/64"],
+                          "ranges": ["192.0.2.0/24", "2001:db8:1::/64"]},
+                         {"name": "net-b", "cidr": "100.64.2.0/24", "ranges": ["198.51.100.0/24"]}]}
+    other = "iptables" if backend == "nftables" else "nftables"
+    results = run_tasks(lab, tmp_path, [("apply", args, None), ("gather", {"state": "gathered"}, None)])
+    assert results["apply"]["changed"] is True and results["apply"]["backend"] == backend
+    gathered = results["gather"]["gathered"]
+    assert gathered["networks"] == [
+        {"name": "net-a", "cidr": ["100.64.1.0/24", "fd00:64:1::/64"], "ranges": ["192.0.2.0/24", "2001:db8:1::/64"]},
+        {"name": "net-b", "cidr": ["100.64.2.0/24"], "ranges": ["198.51.100.0/24"]}]
+    assert gathered["nat"] is False
+
+    assert lab.whoami("m1", SRV1, PORT) == M1
+    assert lab.whoami("m1", SRV1_V6, PORT) == M1_V6
+    assert lab.whoami("m2", SRV2, PORT) == M2
+    assert lab.whoami("m1", SRV2, PORT, timeout=1.0) is None
+    assert lab.whoami("m2", SRV1, PORT, timeout=1.0) is None
+
+    # gathered output is valid input again: re-applying it changes nothing; then switch backends.
+    switched = run_tasks(lab, tmp_path, [("replay", dict(gathered, backend=backend, iptables_variant="legacy"), None),
+                                         ("switch", dict(args, backend=other), None)])
+    assert switched["replay"]["changed"] is False, switched["replay"]["commands"]
+    assert switched["switch"]["changed"] is True and switched["switch"]["backend"] == other
+    snapshot = lab.snapshot("gw")
+    if other == "nftables":
+        assert "NETKIT" not in snapshot["iptables-legacy"] + snapshot["ip6tables-legacy"]
+    else:
+        assert "netkit_egress" not in snapshot["nft"]
+    assert lab.whoami("m1", SRV1, PORT) == M1
+    assert lab.whoami("m2", SRV1, PORT, timeout=1.0) is None
+
+
+def test_bad_input_fails_naming_the_field_and_changes_nothing(lab, tmp_path):
+    build(lab)
+    before = lab.snapshot("gw")
+    cases = [
+        ("cidr", {"network_interface": "nm0", "ranges": ["192.0.2.0/24", "10.0.0.0/33"]},
+         "ranges[1]: '10.0.0.0/33' is not a valid CIDR"),
+        ("unknown interface", {"network_interface": "nope0", "ranges": ["192.0.2.0/24"]},
+         "network_interface: interface 'nope0' does not exist"),
+        ("injection", {"network_interface": "nm0", "interface": 'up1" accept; #', "ranges": ["192.0.2.0/24"]},
+         "interface: 'up1\" accept; #' is not a valid interface name"),
+        ("network name", {"network_interface": "nm0",
+                          "networks": [{"name": "a\nb", "cidr": "100.64.1.0/24", "ranges": ["192.0.2.0/24"]}]},
+         "networks[0].name:"),
+        ("no route", {"network_interface": "nm0", "ranges": ["203.0.113.0/24"]},
+         "ranges[0]: no ipv4 route to 203.0.113.0/24"),
+    ]
+    results = run_tasks(lab, tmp_path, [(name, args, {"ignore_errors": True}) for name, args, _ in cases])
+    for name, _args, message in cases:
+        assert results[name].get("failed") is True, name
+        assert message in results[name]["msg"], (name, results[name]["msg"])
+    assert lab.snapshot("gw") == before
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_persist_restores_after_reboot(lab, tmp_path, backend):
+    build(lab)
+    args = dict(MESSY, backend=backend, iptables_variant="legacy", persist=True, **PERSIST_PATHS)
+    results = run_tasks(lab, tmp_path, [("apply", args, None), ("again", args, None)])
+    apply = results["apply"]
+    assert results["again"]["changed"] is False, results["again"]["commands"]
+    etc = f"/etc/netns/{lab.ns('gw')}/netkit-egress"
+    expected = {"/etc/netkit-egress/sysctl.d/90-netkit-egress-gateway.conf",
+                "/etc/netkit-egress/systemd/netkit-egress-gateway.service"}
+    expected |= ({"/etc/netkit-egress/egress_gateway.nft"} if backend == "nftables" else
+                 {"/etc/netkit-egress/egress_gateway.rules.v4", "/etc/netkit-egress/egress_gateway.rules.v6"})
+    assert set(apply["persisted_files"]) == expected
+    unit = open(f"{etc}/systemd/netkit-egress-gateway.service").read()
+    exec_starts = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert len(exec_starts) == len(expected) - 1
+
+    # "Reboot": our firewall objects and forwarding are gone, as on a fresh boot.
+    if backend == "nftables":
+        lab.sh("gw", "nft delete table inet netkit_egress")
+    else:
+        for tool in ("iptables-legacy", "ip6tables-legacy"):
+            lab.sh("gw", f"{tool} -D FORWARD -j NETKIT-EGRESS-FWD && {tool} -F NETKIT-EGRESS-FWD && "
+                         f"{tool} -X NETKIT-EGRESS-FWD && {tool} -t nat -D POSTROUTING -j NETKIT-EGRESS-NAT && "
+                         f"{tool} -t nat -F NETKIT-EGRESS-NAT && {tool} -t nat -X NETKIT-EGRESS-NAT")
+    lab.sysctl("gw", "net.ipv4.ip_forward", 0)
+    lab.sysctl("gw", "net.ipv6.conf.all.forwarding", 0)
+    assert lab.whoami("m1", SRV1, PORT, timeout=1.0) is None
+    for command in exec_starts:
+        lab.exec("gw", command.split())
+    assert lab.whoami("m1", SRV1, PORT) == GW_UP1
+    assert lab.whoami("m1", SRV1_V6, PORT) == GW_UP1_V6
+
+    removed = run_tasks(lab, tmp_path, [("absent", dict(PERSIST_PATHS, state="absent"), None)])
+    assert removed["absent"]["changed"] is True
+    for path in expected:
+        assert not os.path.exists(path.replace("/etc/netkit-egress", etc)), path
