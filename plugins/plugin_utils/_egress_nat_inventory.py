@@ -314,8 +314,8 @@ def _check_floating_ip(address, path, subnets, node_addresses):
         known = ", ".join(str(subnet) for subnet in subnets) or "none"
         raise InventoryError(f"{path}: {address} is not inside any node subnet (node subnets: {known})")
     for subnet in containing:
-        if subnet.version == 4 and subnet.prefixlen < 31 and ip in (subnet.network_address,
-                                                                     subnet.broadcast_address):
+        edges = (subnet.network_address, subnet.broadcast_address)
+        if subnet.version == 4 and subnet.prefixlen < 31 and ip in edges:
             raise InventoryError(f"{path}: {address} is the network or broadcast address of {subnet}")
 
 

@@ -283,16 +283,19 @@ INVALID = [
     pytest.param([snake_group()], [snake_policy(sources=[])], NODES,
                  "egress_nat_policies[0] (p1): sources: at least one source entry is required",
                  id="no sources"),
-    pytest.param([snake_group()], [snake_policy(sources=[{"pod_selector": {"match_expressions": [
-        {"key": "tier", "operator": "Equals", "values": ["a"]}]}}])], NODES,
+    pytest.param([snake_group()],
+                 [snake_policy(sources=[{"pod_selector": {"match_expressions": [
+                     {"key": "tier", "operator": "Equals", "values": ["a"]}]}}])], NODES,
                  "egress_nat_policies[0] (p1): sources[0].pod_selector.match_expressions[0].operator: 'Equals' "
                  "is not one of In, NotIn, Exists, DoesNotExist", id="selector operator"),
-    pytest.param([snake_group()], [snake_policy(sources=[{"namespace_selector": {"match_expressions": [
-        {"key": "tier", "operator": "In"}]}}])], NODES,
+    pytest.param([snake_group()],
+                 [snake_policy(sources=[{"namespace_selector": {"match_expressions": [
+                     {"key": "tier", "operator": "In"}]}}])], NODES,
                  "sources[0].namespace_selector.match_expressions[0].values: operator In needs at least one "
                  "value", id="In without values"),
-    pytest.param([snake_group()], [snake_policy(sources=[{"podSelector": {"matchExpressions": [
-        {"key": "tier", "operator": "Exists", "values": ["x"]}]}}])], NODES,
+    pytest.param([snake_group()],
+                 [snake_policy(sources=[{"podSelector": {"matchExpressions": [
+                     {"key": "tier", "operator": "Exists", "values": ["x"]}]}}])], NODES,
                  "sources[0].podSelector.matchExpressions[0].values: operator Exists takes no values",
                  id="Exists with values"),
     pytest.param([snake_group()], [snake_policy(sources=[{"podselector": {}}])], NODES,
@@ -389,6 +392,9 @@ WORKLOADS = [
 ]
 
 
+NOT_ALICE_OR_PAUL = {"key": "user", "operator": "NotIn", "values": ["alice", "paul"]}
+
+
 @pytest.mark.parametrize("sources, expected", [
     pytest.param(yaml.safe_load(GUIDE_POLICY)["spec"]["sources"],
                  ["10.10.9.1", "10.10.10.1", "10.10.10.3", "2001:db8:a::3"], id="guide: OR of entries"),
@@ -400,8 +406,7 @@ WORKLOADS = [
     pytest.param([{"namespaceSelector": {"matchLabels": {"user": "alice"}},
                    "podSelector": {"matchLabels": {"role": "backend"}}}], ["10.10.10.2"],
                  id="AND of namespace and pod selector"),
-    pytest.param([{"namespaceSelector": {"matchExpressions": [
-        {"key": "user", "operator": "NotIn", "values": ["alice", "paul"]}]}}], ["10.10.10.10", "10.10.11.1"],
+    pytest.param([{"namespaceSelector": {"matchExpressions": [NOT_ALICE_OR_PAUL]}}], ["10.10.10.10", "10.10.11.1"],
                  id="NotIn includes unlisted namespaces"),
     pytest.param([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "unlisted"}}}],
                  ["10.10.11.1"], id="implicit namespace name label"),
