@@ -23,7 +23,7 @@ description:
     priority C(srcnat - 10), before any other masquerade; replies are de-NATed by conntrack and
     reach the workloads through O(return_routes).
   - Sets, not one rule per address, hold sources and destinations, so 10,000 entries cost one lookup.
-  - Nothing the module installs accepts or drops packets: filter rules of others (network policies)
+  - Nothing the module installs accepts or drops packets; filter rules of others (network policies)
     still decide. It owns only its table, the C(ip rule) entries at its priorities, the routes with
     O(route_protocol) in its route tables (and, on a gateway, in the main table) and the sysctls it
     reports; it never flushes the ruleset or touches foreign rules.
@@ -142,6 +142,16 @@ attributes:
     platforms: posix
     description: Linux with nftables (C(nft)), iproute2 (C(ip)) and C(/proc/sys).
 notes:
+  - "Sysctls, as measured with real traffic in network namespaces: forwarding is needed on both roles
+    (a gateway with forwarding off drops the steered traffic). A source node in strict C(rp_filter)
+    mode works as long as its routes to the destinations leave through the interface towards the
+    gateway; the module cannot prove that for every destination cheaply, so it sets that one
+    interface to loose (2) when it is strict, never C(all). C(src_valid_mark) is deliberately left
+    alone: with C(src_valid_mark=1) the reverse-path check of a marked packet uses the mark, finds the
+    egress route table, and strict mode on the workload-facing interface then drops every selected
+    connection (tested)."
+  - "A gateway needs O(return_routes) (or other routes) to the workload addresses: the external side
+    has no route to them, and without one the de-NATed replies are lost whatever C(rp_filter) says."
   - Original values of sysctls the module changed are kept in C(/etc/netkit-egress/nat_policy.json).
   - Policies that overlap are applied in the order of their names; the first match wins.
   - On a gateway node, the module shares the protocol number of its main-table routes with nothing
@@ -233,7 +243,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 import json
 
-from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_nft as nft
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_routing as routing
@@ -365,6 +375,13 @@ def run_nat_policy(module):
         return {"changed": False, "rendered": rendered_commands(role, cleaned, return_routes, numbering)}
 
     host = Host(module)
+    # Two runs against one host must not interleave their read-diff-apply.
+    with HostLock():
+        return converge(module, host, params, numbering, cleaned, return_routes)
+
+
+def converge(module, host, params, numbering, cleaned, return_routes):
+    role, state = params["role"], params["state"]
     held = HeldState(host, role, numbering)
     before = model.policies_as_dicts(held.policies)
     held_return = [route.to_dict() for route in held.return_routes]
