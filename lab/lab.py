@@ -14,6 +14,9 @@
 The kernel here has no WireGuard, so a plain L2 segment stands in for the Netmaker overlay: the gateway
 sees the members arrive on its network interface nm0 exactly as it would on a WireGuard interface.
 
+Unless --skip-nat is given, the egress NAT cluster of lab/cluster_lab.py is built beside it (namespaces
+PREFIXc-*), converged with playbooks/egress_nat.yml, and each pod's source address is shown as well.
+
     lab.py up-and-demo   (re)build the lab, run the playbook, then show what the server sees
     lab.py up            (re)build the lab and run the playbook
     lab.py demo          connect from every member to the server (v4 and v6) and print the table
@@ -34,10 +37,13 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import cluster_lab  # noqa: E402
 import netlab  # noqa: E402
 
 DEFAULT_PREFIX = "nklab"
 PLAYBOOK = os.path.join(netlab.REPO_ROOT, "playbooks", "egress_gateway.yml")
+NAT_PLAYBOOK = os.path.join(netlab.REPO_ROOT, "playbooks", "egress_nat.yml")
+NAT_SERVERS = ("ext", "ext2")
 NETWORK_INTERFACE = "nm0"
 GATEWAY = {"nm0": ["10.100.0.1/24", "fd00:100::1/64"], "eth1": ["192.168.50.1/24", "2001:db8:50::1/64"]}
 MEMBERS = {"m1": ["10.100.0.11/24", "fd00:100::11/64"], "m2": ["10.100.0.12/24", "fd00:100::12/64"]}
@@ -117,21 +123,22 @@ def playbook_recap(text):
     return recap
 
 
-def run_playbook(inventory_path, check=False, diff=False, extra_vars=None):
-    """(rc, recap, text) of playbooks/egress_gateway.yml against the inventory."""
-    rc, text = netlab.ansible_playbook(PLAYBOOK, inventory_path, extra_vars=extra_vars, check=check, diff=diff,
+def run_playbook(inventory_path, check=False, diff=False, extra_vars=None, playbook=PLAYBOOK):
+    """(rc, recap, text) of the playbook (default playbooks/egress_gateway.yml) against the inventory."""
+    rc, text = netlab.ansible_playbook(playbook, inventory_path, extra_vars=extra_vars, check=check, diff=diff,
                                        json_output=False)
     return rc, playbook_recap(text), text
 
 
-def converge(inventory_path):
+def converge(inventory_path, playbook=PLAYBOOK):
     """Run the playbook; print one line per host; return True when no host failed."""
-    rc, recap, text = run_playbook(inventory_path)
+    print(f"== ansible-playbook -i {os.path.relpath(inventory_path)} {os.path.relpath(playbook, netlab.REPO_ROOT)}")
+    rc, recap, text = run_playbook(inventory_path, playbook=playbook)
     for line in text.splitlines():
         if line.startswith(("fatal:", "failed:", "[ERROR]")):
             print("  " + line)
     for host, counts in sorted(recap.items()):
-        print(f"  {host:<4} ok={counts.get('ok', 0)} changed={counts.get('changed', 0)} "
+        print(f"  {host:<5} ok={counts.get('ok', 0)} changed={counts.get('changed', 0)} "
               f"failed={counts.get('failed', 0)} unreachable={counts.get('unreachable', 0)}")
     if not recap:
         print(text)
@@ -144,10 +151,67 @@ def up(lab, inventory_path):
     build(lab)
     write_inventory(lab, inventory_path)
     print(f"== lab {lab.prefix}: namespaces {', '.join(lab.ns(h) for h in lab.hosts)}")
-    print(f"== ansible-playbook -i {os.path.relpath(inventory_path)} playbooks/egress_gateway.yml")
     converged = converge(inventory_path)
     print(f"== converged in {time.monotonic() - started:.1f} s" if converged else "== playbook FAILED")
     return converged
+
+
+def nat_inventory_path(inventory_path):
+    base, extension = os.path.splitext(inventory_path)
+    return f"{base}-nat{extension}"
+
+
+def up_nat(cluster, inventory_path):
+    """The egress NAT cluster: build it and run playbooks/egress_nat.yml."""
+    started = time.monotonic()
+    cluster.destroy()
+    cluster_lab.build(cluster)
+    # build() starts the servers, but they would not outlive this process (their stdout is our pipe):
+    # the demo starts its own.
+    stop_processes(cluster, NAT_SERVERS)
+    cluster_lab.write_inventory(cluster, inventory_path)
+    print(f"== egress NAT lab {cluster.prefix}: namespaces {', '.join(cluster.ns(h) for h in cluster.hosts)}")
+    converged = converge(inventory_path, NAT_PLAYBOOK)
+    print(f"== converged in {time.monotonic() - started:.1f} s" if converged else "== playbook FAILED")
+    return converged
+
+
+def print_table(rows):
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def stop_processes(lab, hosts):
+    for host in hosts:
+        for pid in netlab.run(["ip", "netns", "pids", lab.ns(host)], check=False).stdout.split():
+            netlab.run(["kill", pid], check=False)
+
+
+def demo_nat(cluster):
+    """Connect from every pod to the external server; print which address it saw; True when all connected."""
+    stop_processes(cluster, NAT_SERVERS)
+    servers = [cluster.start_whoami(host, lifetime=120) for host in NAT_SERVERS]
+    try:
+        return probe_pods(cluster)
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait(timeout=5)
+
+
+def probe_pods(cluster):
+    nodes = {address: node for node, address in cluster_lab.NODES.items()}
+    rows = [("pod", "pod address", "server saw", "egress")]
+    connected = True
+    for pod, (node, pod_address, _namespace, _labels) in cluster_lab.PODS.items():
+        seen = cluster.whoami(pod, cluster_lab.SERVER)
+        connected = connected and seen is not None
+        egress = ("node " + nodes[seen]) if seen in nodes else "floating IP (EgressNATPolicy)" if seen else "-"
+        rows.append((pod, pod_address, seen or "(no connection)", egress))
+    print(f"== from each pod to the external server {cluster_lab.SERVER}")
+    print_table(rows)
+    return connected
 
 
 def probe(lab):
@@ -173,10 +237,8 @@ def demo(lab):
     table = [header] + [(member, member_address, seen or "(no connection)",
                          "yes" if seen in gateway_addresses else "no")
                         for member, member_address, seen in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"== from each member to the office server {', '.join(address(c) for c in SERVER)} port {WHOAMI_PORT}")
-    for row in table:
-        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print_table(table)
     return all(seen in gateway_addresses for _member, _address, seen in rows)
 
 
@@ -184,25 +246,36 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up-and-demo", "up", "demo", "down"])
     parser.add_argument("--prefix", default=DEFAULT_PREFIX,
-                        help="name prefix of the lab's namespaces (1-8 characters; default %(default)s)")
+                        help="name prefix of the lab's namespaces (1-7 letters or digits; default %(default)s)")
     parser.add_argument("--inventory", help="where to write the inventory (default lab/state/inventory.yml)")
+    parser.add_argument("--skip-nat", action="store_true", help="leave out the egress NAT cluster")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root: network namespaces need CAP_SYS_ADMIN")
+    if not 1 <= len(args.prefix) <= 7 or not args.prefix.isalnum():
+        parser.error("--prefix: 1-7 letters or digits (the egress NAT cluster adds 'c'; interface names are short)")
     lab = netlab.Lab(args.prefix)
+    cluster = netlab.Lab(args.prefix + "c")
     inventory_path = args.inventory or default_inventory_path(args.prefix)
     if args.command == "down":
         lab.destroy()
+        cluster.destroy()
         print(f"== lab {args.prefix} removed")
         return 0
-    if args.command in ("up", "up-and-demo") and not up(lab, inventory_path):
-        return 1
+    if args.command in ("up", "up-and-demo"):
+        if not up(lab, inventory_path):
+            return 1
+        if not args.skip_nat and not up_nat(cluster, nat_inventory_path(inventory_path)):
+            return 1
     if args.command in ("demo", "up-and-demo"):
         if not demo(lab):
             print("== some members did not reach the server through the gateway's NAT")
             return 1
-        print(f"== the server saw only the gateway's address; remove the lab with: ./run lab-down"
-              + ("" if args.prefix == DEFAULT_PREFIX else f" --prefix {args.prefix}"))
+        print("== the office server saw only the gateway's address")
+        if not args.skip_nat and not demo_nat(cluster):
+            print("== some pods did not reach the external server")
+            return 1
+        print("== remove the lab with: ./run lab-down" + ("" if args.prefix == DEFAULT_PREFIX else f" --prefix {args.prefix}"))
     return 0
 
 
