@@ -6,8 +6,9 @@ Topology (one bridge as the node subnet 192.168.1.0/24 and 2001:db8:1::/64):
   pod1b 10.10.1.6 --+ node1 .1 --+                         +-- gw2 .12 (holds .101)
   pod2  10.10.2.5 --- node2 .2 --+-- bridge --------------+-- rt .254 -- srv 203.0.113.10/.20
 
-Nodes masquerade their pods to their own address with a foreign iptables rule; the server has
-no route to the pod networks, so only NATed traffic can be answered.
+Nodes masquerade their pods to their own address with a foreign iptables rule (nft and legacy
+variants), gw2 masquerades everything leaving eth0 (as docker hosts do); the server has no route
+to the pod networks, so only NATed traffic can be answered.
 """
 
 import json
@@ -97,9 +98,11 @@ def build_cluster(lab):
     lab.addr("pod2", "eth0", "10.10.2.5/24")
     lab.route("pod2", "default", via="10.10.2.1")
     # What real nodes do: hide the pods behind the node address (a foreign rule, not ours).
-    for node in ("node1", "node2"):
-        lab.sh(node, "iptables -t nat -A POSTROUTING -s 10.10.0.0/16 -o eth0 -j MASQUERADE")
-        lab.sh(node, "ip6tables -t nat -A POSTROUTING -s 2001:db8:10::/48 -o eth0 -j MASQUERADE")
+    # node1 with iptables-nft, node2 with legacy xtables; gw2 masquerades everything like a docker host.
+    lab.sh("node1", "iptables -t nat -A POSTROUTING -s 10.10.0.0/16 -o eth0 -j MASQUERADE")
+    lab.sh("node1", "ip6tables -t nat -A POSTROUTING -s 2001:db8:10::/48 -o eth0 -j MASQUERADE")
+    lab.sh("node2", "iptables-legacy -t nat -A POSTROUTING -s 10.10.0.0/16 -o eth0 -j MASQUERADE")
+    lab.sh("gw2", "iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE")
     lab.addr("gw1", "eth0", FLOATING_A + "/24")
     lab.addr("gw1", "eth0", FLOATING6 + "/64")
     lab.addr("gw2", "eth0", FLOATING_B + "/24")

@@ -71,7 +71,8 @@ def test_replaced_and_overridden():
 
 def test_slots_are_sticky_and_fill_gaps():
     held = {"192.168.1.100": 3}
-    wanted = policies([WEB, dict(WEB, name="b", egress_ip="192.168.1.5"), dict(WEB, name="c", egress_ip="192.168.1.200")])
+    wanted = policies([WEB, dict(WEB, name="b", egress_ip="192.168.1.5"),
+                       dict(WEB, name="c", egress_ip="192.168.1.200")])
     assert model.allocate_slots(wanted, held, 256) == {"192.168.1.100": 3, "192.168.1.5": 0, "192.168.1.200": 1}
     with pytest.raises(model.NatConfigError, match="more marks than mark_mask allows"):
         model.allocate_slots(wanted, {}, 2)

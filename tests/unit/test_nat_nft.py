@@ -12,9 +12,711 @@ import pytest
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_nft as nft
 
-SOURCE_TABLE_JSON = json.loads(r'''[{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "netkit_egress_nat", "handle": 5}}, {"set": {"family": "inet", "name": "p0_src", "table": "netkit_egress_nat", "type": "ipv6_addr", "handle": 3, "flags": ["interval"], "elem": [{"prefix": {"addr": "2001:db8:10::", "len": 64}}]}}, {"set": {"family": "inet", "name": "p0_dst", "table": "netkit_egress_nat", "type": "ipv6_addr", "handle": 4, "flags": ["interval"], "elem": [{"prefix": {"addr": "::", "len": 0}}]}}, {"set": {"family": "inet", "name": "p1_src", "table": "netkit_egress_nat", "type": "ipv4_addr", "handle": 5, "flags": ["interval"], "elem": ["10.10.1.5", {"prefix": {"addr": "10.10.2.0", "len": 23}}]}}, {"set": {"family": "inet", "name": "p1_dst", "table": "netkit_egress_nat", "type": "ipv4_addr", "handle": 6, "flags": ["interval"], "elem": [{"prefix": {"addr": "203.0.113.0", "len": 24}}]}}, {"set": {"family": "inet", "name": "p1_exc", "table": "netkit_egress_nat", "type": "ipv4_addr", "handle": 7, "flags": ["interval"], "elem": ["203.0.113.20"]}}, {"chain": {"family": "inet", "table": "netkit_egress_nat", "name": "prerouting", "handle": 1, "type": "filter", "hook": "prerouting", "prio": -150, "policy": "accept"}}, {"chain": {"family": "inet", "table": "netkit_egress_nat", "name": "postrouting", "handle": 2, "type": "nat", "hook": "postrouting", "prio": 90, "policy": "accept"}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "prerouting", "handle": 8, "comment": "policy v6", "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@p0_src"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@p0_dst"}}, {"mangle": {"key": {"ct": {"key": "mark"}}, "value": {"|": [{"&": [{"ct": {"key": "mark"}}, 4278386687]}, 131072]}}}]}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "prerouting", "handle": 9, "comment": "policy web", "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@p1_src"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@p1_dst"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@p1_exc"}}, {"mangle": {"key": {"ct": {"key": "mark"}}, "value": {"|": [{"&": [{"ct": {"key": "mark"}}, 4278321151]}, 65536]}}}]}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "prerouting", "handle": 10, "comment": "egress 192.168.1.100", "expr": [{"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"&": [{"ct": {"key": "mark"}}, 16711680]}, "right": 65536}}, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"|": [{"&": [{"meta": {"key": "mark"}}, 4278321151]}, 65536]}}}]}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "prerouting", "handle": 11, "comment": "egress 2001:db8:1::100", "expr": [{"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"&": [{"ct": {"key": "mark"}}, 16711680]}, "right": 131072}}, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"|": [{"&": [{"meta": {"key": "mark"}}, 4278386687]}, 131072]}}}]}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "postrouting", "handle": 12, "comment": "egress 192.168.1.100", "expr": [{"match": {"op": "==", "left": {"&": [{"meta": {"key": "mark"}}, 16711680]}, "right": 65536}}, {"snat": {"family": "ip", "addr": {"payload": {"protocol": "ip", "field": "saddr"}}}}]}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "postrouting", "handle": 13, "comment": "egress 2001:db8:1::100", "expr": [{"match": {"op": "==", "left": {"&": [{"meta": {"key": "mark"}}, 16711680]}, "right": 131072}}, {"snat": {"family": "ip6", "addr": {"payload": {"protocol": "ip6", "field": "saddr"}}}}]}}]''')
+SOURCE_TABLE_JSON = json.loads(r'''[
+{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+{"table": {"family": "inet", "name": "netkit_egress_nat", "handle": 5}},
+{
+ "set": {
+  "family": "inet",
+  "name": "p0_src",
+  "table": "netkit_egress_nat",
+  "type": "ipv6_addr",
+  "handle": 3,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   {
+    "prefix": {
+     "addr": "2001:db8:10::",
+     "len": 64
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p0_dst",
+  "table": "netkit_egress_nat",
+  "type": "ipv6_addr",
+  "handle": 4,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   {
+    "prefix": {
+     "addr": "::",
+     "len": 0
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p1_src",
+  "table": "netkit_egress_nat",
+  "type": "ipv4_addr",
+  "handle": 5,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   "10.10.1.5",
+   {
+    "prefix": {
+     "addr": "10.10.2.0",
+     "len": 23
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p1_dst",
+  "table": "netkit_egress_nat",
+  "type": "ipv4_addr",
+  "handle": 6,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   {
+    "prefix": {
+     "addr": "203.0.113.0",
+     "len": 24
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p1_exc",
+  "table": "netkit_egress_nat",
+  "type": "ipv4_addr",
+  "handle": 7,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   "203.0.113.20"
+  ]
+ }
+},
+{
+ "chain": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "name": "prerouting",
+  "handle": 1,
+  "type": "filter",
+  "hook": "prerouting",
+  "prio": -150,
+  "policy": "accept"
+ }
+},
+{
+ "chain": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "name": "postrouting",
+  "handle": 2,
+  "type": "nat",
+  "hook": "postrouting",
+  "prio": 90,
+  "policy": "accept"
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "prerouting",
+  "handle": 8,
+  "comment": "policy v6",
+  "expr": [
+   {
+    "match": {
+     "op": "in",
+     "left": {
+      "ct": {
+       "key": "state"
+      }
+     },
+     "right": "new"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "ct": {
+       "key": "direction"
+      }
+     },
+     "right": "original"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip6",
+       "field": "saddr"
+      }
+     },
+     "right": "@p0_src"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip6",
+       "field": "daddr"
+      }
+     },
+     "right": "@p0_dst"
+    }
+   },
+   {
+    "mangle": {
+     "key": {
+      "ct": {
+       "key": "mark"
+      }
+     },
+     "value": {
+      "|": [
+       {
+        "&": [
+         {
+          "ct": {
+           "key": "mark"
+          }
+         },
+         4278386687
+        ]
+       },
+       131072
+      ]
+     }
+    }
+   }
+  ]
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "prerouting",
+  "handle": 9,
+  "comment": "policy web",
+  "expr": [
+   {
+    "match": {
+     "op": "in",
+     "left": {
+      "ct": {
+       "key": "state"
+      }
+     },
+     "right": "new"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "ct": {
+       "key": "direction"
+      }
+     },
+     "right": "original"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip",
+       "field": "saddr"
+      }
+     },
+     "right": "@p1_src"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip",
+       "field": "daddr"
+      }
+     },
+     "right": "@p1_dst"
+    }
+   },
+   {
+    "match": {
+     "op": "!=",
+     "left": {
+      "payload": {
+       "protocol": "ip",
+       "field": "daddr"
+      }
+     },
+     "right": "@p1_exc"
+    }
+   },
+   {
+    "mangle": {
+     "key": {
+      "ct": {
+       "key": "mark"
+      }
+     },
+     "value": {
+      "|": [
+       {
+        "&": [
+         {
+          "ct": {
+           "key": "mark"
+          }
+         },
+         4278321151
+        ]
+       },
+       65536
+      ]
+     }
+    }
+   }
+  ]
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "prerouting",
+  "handle": 10,
+  "comment": "egress 192.168.1.100",
+  "expr": [
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "ct": {
+       "key": "direction"
+      }
+     },
+     "right": "original"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "&": [
+       {
+        "ct": {
+         "key": "mark"
+        }
+       },
+       16711680
+      ]
+     },
+     "right": 65536
+    }
+   },
+   {
+    "mangle": {
+     "key": {
+      "meta": {
+       "key": "mark"
+      }
+     },
+     "value": {
+      "|": [
+       {
+        "&": [
+         {
+          "meta": {
+           "key": "mark"
+          }
+         },
+         4278321151
+        ]
+       },
+       65536
+      ]
+     }
+    }
+   }
+  ]
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "prerouting",
+  "handle": 11,
+  "comment": "egress 2001:db8:1::100",
+  "expr": [
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "ct": {
+       "key": "direction"
+      }
+     },
+     "right": "original"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "&": [
+       {
+        "ct": {
+         "key": "mark"
+        }
+       },
+       16711680
+      ]
+     },
+     "right": 131072
+    }
+   },
+   {
+    "mangle": {
+     "key": {
+      "meta": {
+       "key": "mark"
+      }
+     },
+     "value": {
+      "|": [
+       {
+        "&": [
+         {
+          "meta": {
+           "key": "mark"
+          }
+         },
+         4278386687
+        ]
+       },
+       131072
+      ]
+     }
+    }
+   }
+  ]
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "postrouting",
+  "handle": 12,
+  "comment": "egress 192.168.1.100",
+  "expr": [
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "&": [
+       {
+        "meta": {
+         "key": "mark"
+        }
+       },
+       16711680
+      ]
+     },
+     "right": 65536
+    }
+   },
+   {
+    "snat": {
+     "family": "ip",
+     "addr": {
+      "payload": {
+       "protocol": "ip",
+       "field": "saddr"
+      }
+     }
+    }
+   }
+  ]
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "postrouting",
+  "handle": 13,
+  "comment": "egress 2001:db8:1::100",
+  "expr": [
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "&": [
+       {
+        "meta": {
+         "key": "mark"
+        }
+       },
+       16711680
+      ]
+     },
+     "right": 131072
+    }
+   },
+   {
+    "snat": {
+     "family": "ip6",
+     "addr": {
+      "payload": {
+       "protocol": "ip6",
+       "field": "saddr"
+      }
+     }
+    }
+   }
+  ]
+ }
+}
+]''')
 
-GATEWAY_TABLE_JSON = json.loads(r'''[{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "netkit_egress_nat", "handle": 6}}, {"set": {"family": "inet", "name": "p0_src", "table": "netkit_egress_nat", "type": "ipv6_addr", "handle": 2, "flags": ["interval"], "elem": [{"prefix": {"addr": "2001:db8:10::", "len": 64}}]}}, {"set": {"family": "inet", "name": "p0_dst", "table": "netkit_egress_nat", "type": "ipv6_addr", "handle": 3, "flags": ["interval"], "elem": [{"prefix": {"addr": "::", "len": 0}}]}}, {"set": {"family": "inet", "name": "p1_src", "table": "netkit_egress_nat", "type": "ipv4_addr", "handle": 4, "flags": ["interval"], "elem": ["10.10.1.5", {"prefix": {"addr": "10.10.2.0", "len": 23}}]}}, {"set": {"family": "inet", "name": "p1_dst", "table": "netkit_egress_nat", "type": "ipv4_addr", "handle": 5, "flags": ["interval"], "elem": [{"prefix": {"addr": "203.0.113.0", "len": 24}}]}}, {"set": {"family": "inet", "name": "p1_exc", "table": "netkit_egress_nat", "type": "ipv4_addr", "handle": 6, "flags": ["interval"], "elem": ["203.0.113.20"]}}, {"chain": {"family": "inet", "table": "netkit_egress_nat", "name": "postrouting", "handle": 1, "type": "nat", "hook": "postrouting", "prio": 90, "policy": "accept"}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "postrouting", "handle": 7, "comment": "policy v6", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@p0_src"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@p0_dst"}}, {"snat": {"family": "ip6", "addr": "2001:db8:1::100"}}]}}, {"rule": {"family": "inet", "table": "netkit_egress_nat", "chain": "postrouting", "handle": 8, "comment": "policy web", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@p1_src"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@p1_dst"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@p1_exc"}}, {"snat": {"family": "ip", "addr": "192.168.1.100"}}]}}]''')
+GATEWAY_TABLE_JSON = json.loads(r'''[
+{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+{"table": {"family": "inet", "name": "netkit_egress_nat", "handle": 6}},
+{
+ "set": {
+  "family": "inet",
+  "name": "p0_src",
+  "table": "netkit_egress_nat",
+  "type": "ipv6_addr",
+  "handle": 2,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   {
+    "prefix": {
+     "addr": "2001:db8:10::",
+     "len": 64
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p0_dst",
+  "table": "netkit_egress_nat",
+  "type": "ipv6_addr",
+  "handle": 3,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   {
+    "prefix": {
+     "addr": "::",
+     "len": 0
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p1_src",
+  "table": "netkit_egress_nat",
+  "type": "ipv4_addr",
+  "handle": 4,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   "10.10.1.5",
+   {
+    "prefix": {
+     "addr": "10.10.2.0",
+     "len": 23
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p1_dst",
+  "table": "netkit_egress_nat",
+  "type": "ipv4_addr",
+  "handle": 5,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   {
+    "prefix": {
+     "addr": "203.0.113.0",
+     "len": 24
+    }
+   }
+  ]
+ }
+},
+{
+ "set": {
+  "family": "inet",
+  "name": "p1_exc",
+  "table": "netkit_egress_nat",
+  "type": "ipv4_addr",
+  "handle": 6,
+  "flags": [
+   "interval"
+  ],
+  "elem": [
+   "203.0.113.20"
+  ]
+ }
+},
+{
+ "chain": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "name": "postrouting",
+  "handle": 1,
+  "type": "nat",
+  "hook": "postrouting",
+  "prio": 90,
+  "policy": "accept"
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "postrouting",
+  "handle": 7,
+  "comment": "policy v6",
+  "expr": [
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip6",
+       "field": "saddr"
+      }
+     },
+     "right": "@p0_src"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip6",
+       "field": "daddr"
+      }
+     },
+     "right": "@p0_dst"
+    }
+   },
+   {
+    "snat": {
+     "family": "ip6",
+     "addr": "2001:db8:1::100"
+    }
+   }
+  ]
+ }
+},
+{
+ "rule": {
+  "family": "inet",
+  "table": "netkit_egress_nat",
+  "chain": "postrouting",
+  "handle": 8,
+  "comment": "policy web",
+  "expr": [
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip",
+       "field": "saddr"
+      }
+     },
+     "right": "@p1_src"
+    }
+   },
+   {
+    "match": {
+     "op": "==",
+     "left": {
+      "payload": {
+       "protocol": "ip",
+       "field": "daddr"
+      }
+     },
+     "right": "@p1_dst"
+    }
+   },
+   {
+    "match": {
+     "op": "!=",
+     "left": {
+      "payload": {
+       "protocol": "ip",
+       "field": "daddr"
+      }
+     },
+     "right": "@p1_exc"
+    }
+   },
+   {
+    "snat": {
+     "family": "ip",
+     "addr": "192.168.1.100"
+    }
+   }
+  ]
+ }
+}
+]''')
 
 
 NUMBERING = model.Numbering()
