@@ -66,13 +66,13 @@ options:
     default: []
     suboptions:
       name:
-        description: Name of the network (1-63 characters of C(A-Z a-z 0-9 _ . -)); kept in rule comments.
+        description:
+          - Name of the network (1-63 characters of C(A-Z a-z 0-9 _ . -)); kept in rule comments. Required.
         type: str
-        required: true
       cidr:
-        description: The network's address range, or a list of them (for example its IPv4 and IPv6 ranges).
+        description:
+          - The network's address range, or a list of them (for example its IPv4 and IPv6 ranges). Required.
         type: raw
-        required: true
       ranges:
         description: The egress ranges this network may reach.
         type: list
@@ -285,7 +285,9 @@ ARGUMENT_SPEC = dict(
     nat=dict(type="bool", default=True),
     network_interface=dict(type="str"),
     interface=dict(type="str"),
-    networks=dict(type="list", elements="dict", default=[]),
+    # name and cidr are checked by the model, so that errors name the list index (networks[2].cidr).
+    networks=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str"), cidr=dict(type="raw"), ranges=dict(type="list", elements="str", default=[]))),
     reverse_nat=dict(type="bool", default=False),
     forward_accept=dict(type="bool", default=True),
     backend=dict(type="str", default="auto", choices=["auto", "nftables", "iptables"]),

@@ -1,0 +1,166 @@
+"""Golden renders for nftables and iptables, and canonical comparison of what the kernel reports."""
+
+from ansible_collections.netkit.egress.plugins.module_utils import _egress_iptables as ipt
+from ansible_collections.netkit.egress.plugins.module_utils import _egress_nft as nft
+from ansible_collections.netkit.egress.plugins.module_utils._egress_model import build_plan, validate
+
+SEGMENTED = {"network_interface": "nm0", "nat": True, "reverse_nat": True,
+             "networks": [{"name": "a", "cidr": ["100.64.1.0/24", "fd00:1::/64"],
+                           "ranges": ["192.0.2.0/24", "2001:db8::/32"]},
+                          {"name": "b", "cidr": "100.64.2.0/24", "ranges": ["198.51.100.0/24"]}]}
+
+
+def plan_for(params, interface="up1"):
+    config = validate(params)
+    return build_plan(config, {cidr: interface for cidr in config.ranges})
+
+
+def test_nft_golden_simple():
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.1.2.3/8", "10.0.0.0/16"]})
+    assert nft.render_script(plan) == (
+        "table inet netkit_egress {}\n"
+        "delete table inet netkit_egress\n"
+        "table inet netkit_egress {\n"
+        "\tset netkit_p0_dst4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n"
+        "\t\telements = { 10.0.0.0/8 }\n\t}\n"
+        "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+        '\t\toifname "nm0" ct state established,related accept\n'
+        '\t\tiifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4 accept\n\t}\n'
+        "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+        '\t\tiifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4 masquerade\n\t}\n'
+        "}\n")
+
+
+def test_nft_segmented_rules():
+    rules = nft.desired_rules(plan_for(SEGMENTED))
+    assert rules["forward"] == [
+        'oifname "nm0" ct state established,related accept',
+        'iifname "nm0" ct state established,related accept',
+        'iifname "nm0" oifname "up1" ip saddr @netkit_p0_src4 ip daddr @netkit_p0_dst4 accept comment "network a"',
+        'iifname "nm0" oifname "up1" ip6 saddr @netkit_p1_src6 ip6 daddr @netkit_p1_dst6 accept comment "network a"',
+        'iifname "nm0" oifname "up1" ip saddr @netkit_p2_src4 ip daddr @netkit_p2_dst4 accept comment "network b"',
+        'iifname "up1" oifname "nm0" ip saddr @netkit_p0_dst4 ip daddr @netkit_p0_src4 accept comment "network a"',
+        'iifname "up1" oifname "nm0" ip6 saddr @netkit_p1_dst6 ip6 daddr @netkit_p1_src6 accept comment "network a"',
+        'iifname "up1" oifname "nm0" ip saddr @netkit_p2_dst4 ip daddr @netkit_p2_src4 accept comment "network b"',
+        'iifname "nm0" ip daddr @netkit_all4 drop',
+        'iifname "nm0" ip6 daddr @netkit_all6 drop']
+    assert rules["postrouting"][-1] == \
+        'oifname "nm0" ip saddr @netkit_p2_dst4 ip daddr @netkit_p2_src4 masquerade comment "network b"'
+
+
+def _kernel_json(plan):
+    """What ``nft -j list table`` reports for the rendered table (messy element forms included)."""
+    items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netkit_egress", "handle": 9}}]
+    for name, (family, elements) in nft.desired_sets(plan).items():
+        elem = []
+        for cidr in elements:
+            addr, length = cidr.split("/")
+            host = length == ("128" if ":" in addr else "32")
+            elem.append(addr if host else {"prefix": {"addr": addr, "len": int(length)}})
+        items.append({"set": {"family": "inet", "name": name, "table": "netkit_egress", "handle": 3,
+                              "type": nft.SET_TYPES[family], "flags": ["interval"], "elem": elem}})
+    for chain in ("forward", "postrouting"):
+        chain_type, hook, prio, _ = nft.BASE_CHAINS[chain]
+        items.append({"chain": {"family": "inet", "table": "netkit_egress", "name": chain, "handle": 1,
+                                "type": chain_type, "hook": hook, "prio": prio, "policy": "accept"}})
+    return items
+
+
+def _rule(chain, expr, comment=None):
+    rule = {"family": "inet", "table": "netkit_egress", "chain": chain, "handle": 7, "expr": expr}
+    if comment:
+        rule["comment"] = comment
+    return {"rule": rule}
+
+
+def _match(left, right):
+    return {"match": {"op": "==", "left": left, "right": right}}
+
+
+def test_nft_canonical_compare_is_idempotent_with_messy_input():
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.1.2.3/8", "10.0.0.0/16", "2001:DB8::/32",
+                                                          "192.0.2.5", "192.0.2.4/32"]}, "up1")
+    table = _kernel_json(plan)
+    # The kernel merged 192.0.2.4/32 + 192.0.2.5/32 into a range element.
+    for item in table:
+        if item.get("set", {}).get("name") == "netkit_p0_dst4":
+            item["set"]["elem"] = [{"prefix": {"addr": "10.0.0.0", "len": 8}}, {"range": ["192.0.2.4", "192.0.2.5"]}]
+    meta = {"meta": {"key": "oifname"}}
+    iif = {"meta": {"key": "iifname"}}
+    table += [
+        _rule("forward", [_match(meta, "nm0"), {"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                                                          "right": ["established", "related"]}}, {"accept": None}]),
+        _rule("forward", [_match(iif, "nm0"), _match(meta, "up1"),
+                          _match({"payload": {"protocol": "ip", "field": "daddr"}}, "@netkit_p0_dst4"),
+                          {"accept": None}]),
+        _rule("forward", [_match(iif, "nm0"), _match(meta, "up1"),
+                          _match({"payload": {"protocol": "ip6", "field": "daddr"}}, "@netkit_p1_dst6"),
+                          {"accept": None}]),
+        _rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"),
+                              _match({"payload": {"protocol": "ip", "field": "daddr"}}, "@netkit_p0_dst4"),
+                              {"masquerade": None}]),
+        _rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"),
+                              _match({"payload": {"protocol": "ip6", "field": "daddr"}}, "@netkit_p1_dst6"),
+                              {"masquerade": None}]),
+    ]
+    assert nft.current_canonical(table) == nft.desired_canonical(plan)
+    gathered, interfaces = nft.gather(table)
+    assert gathered["ranges"] == ["10.0.0.0/8", "192.0.2.4/31", "2001:db8::/32"]
+    assert interfaces["2001:db8::/32"] == "up1" and gathered["nat"] is True
+
+
+def test_nft_drift_is_detected():
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/8"]})
+    table = _kernel_json(plan)
+    assert nft.current_canonical(table) != nft.desired_canonical(plan)  # rules missing
+    assert nft.current_canonical(None) is None
+
+
+def test_iptables_golden_segmented_ipv4():
+    plan = plan_for(SEGMENTED)
+    assert ipt.render_restore(plan, "ipv4") == (
+        "*filter\n"
+        ":NETKIT-EGRESS-FWD - [0:0]\n"
+        "-A NETKIT-EGRESS-FWD -o nm0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+        "-A NETKIT-EGRESS-FWD -i nm0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+        '-A NETKIT-EGRESS-FWD -s 100.64.1.0/24 -d 192.0.2.0/24 -i nm0 -o up1 -m comment --comment "network=a" -j ACCEPT\n'
+        '-A NETKIT-EGRESS-FWD -s 100.64.2.0/24 -d 198.51.100.0/24 -i nm0 -o up1 -m comment --comment "network=b" -j ACCEPT\n'
+        '-A NETKIT-EGRESS-FWD -s 192.0.2.0/24 -d 100.64.1.0/24 -i up1 -o nm0 -m comment --comment "network=a" -j ACCEPT\n'
+        '-A NETKIT-EGRESS-FWD -s 198.51.100.0/24 -d 100.64.2.0/24 -i up1 -o nm0 -m comment --comment "network=b" -j ACCEPT\n'
+        "-A NETKIT-EGRESS-FWD -d 192.0.2.0/24 -i nm0 -j DROP\n"
+        "-A NETKIT-EGRESS-FWD -d 198.51.100.0/24 -i nm0 -j DROP\n"
+        "-I FORWARD 1 -j NETKIT-EGRESS-FWD\n"
+        "COMMIT\n"
+        "*nat\n"
+        ":NETKIT-EGRESS-NAT - [0:0]\n"
+        '-A NETKIT-EGRESS-NAT -s 100.64.1.0/24 -d 192.0.2.0/24 -o up1 -m comment --comment "network=a" -j MASQUERADE\n'
+        '-A NETKIT-EGRESS-NAT -s 100.64.2.0/24 -d 198.51.100.0/24 -o up1 -m comment --comment "network=b" -j MASQUERADE\n'
+        '-A NETKIT-EGRESS-NAT -s 192.0.2.0/24 -d 100.64.1.0/24 -o nm0 -m comment --comment "network=a" -j MASQUERADE\n'
+        '-A NETKIT-EGRESS-NAT -s 198.51.100.0/24 -d 100.64.2.0/24 -o nm0 -m comment --comment "network=b" -j MASQUERADE\n'
+        "-I POSTROUTING 1 -j NETKIT-EGRESS-NAT\n"
+        "COMMIT\n")
+
+
+def test_iptables_jumps_only_when_missing_and_round_trip():
+    plan = plan_for(SEGMENTED)
+    restore = ipt.render_restore(plan, "ipv4", {"filter": True, "nat": True})
+    assert "-I FORWARD" not in restore and "-I POSTROUTING" not in restore
+    rules = ipt.desired_rules(plan, "ipv4")
+    save = ("*nat\n:POSTROUTING ACCEPT [0:0]\n:NETKIT-EGRESS-NAT - [0:0]\n-A POSTROUTING -j NETKIT-EGRESS-NAT\n"
+            "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n" + "\n".join(rules["nat"]) + "\nCOMMIT\n"
+            "*filter\n:FORWARD DROP [3:180]\n:DOCKER-USER - [0:0]\n:NETKIT-EGRESS-FWD - [0:0]\n"
+            "-A FORWARD -j NETKIT-EGRESS-FWD\n-A FORWARD -j DOCKER-USER\n" + "\n".join(rules["filter"]) + "\nCOMMIT\n")
+    parsed = ipt.parse_save(save)
+    assert ipt.current_canonical(parsed) == ipt.desired_canonical(plan, "ipv4")
+    removal = ipt.render_removal(parsed)
+    assert "-D FORWARD -j NETKIT-EGRESS-FWD\n-F NETKIT-EGRESS-FWD\n-X NETKIT-EGRESS-FWD" in removal
+    assert "DOCKER" not in removal and "MASQUERADE" not in removal
+    gathered, _ = ipt.gather({"ipv4": parsed})
+    assert gathered["networks"] == [{"name": "a", "cidr": ["100.64.1.0/24"], "ranges": ["192.0.2.0/24"]},
+                                    {"name": "b", "cidr": ["100.64.2.0/24"], "ranges": ["198.51.100.0/24"]}]
+    assert gathered["reverse_nat"] is True and gathered["nat"] is True and gathered["network_interface"] == "nm0"
+
+
+def test_iptables_absent_when_nothing_is_ours():
+    parsed = ipt.parse_save("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n")
+    assert ipt.current_canonical(parsed) is None and ipt.render_removal(parsed) == ""
