@@ -233,7 +233,9 @@ interfaces:
   type: dict
   sample: {10.0.0.0/8: eth1, 2001:db8::/32: eth2}
 rendered:
-  description: The rules that are (or would be) applied; the nft script, or for iptables a dict C({ipv4: text, ipv6: text}) of iptables-restore input.
+  description:
+    - The rules that are (or would be) applied. The nft script, or for iptables a dict with the keys C(ipv4) and
+      C(ipv6) whose values are iptables-restore input.
   returned: when state is rendered or present
   type: raw
 commands:
@@ -250,7 +252,8 @@ after:
   returned: always
   type: str
 gathered:
-  description: What this module owns on the host now, as module parameters (C({state: absent}) if nothing).
+  description:
+    - What this module owns on the host now, as module parameters (only C(state=absent) if nothing).
   returned: when state is gathered
   type: dict
 gathered_raw:

@@ -164,3 +164,21 @@ def test_iptables_jumps_only_when_missing_and_round_trip():
 def test_iptables_absent_when_nothing_is_ours():
     parsed = ipt.parse_save("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n")
     assert ipt.current_canonical(parsed) is None and ipt.render_removal(parsed) == ""
+
+
+def test_rendered_state_runs_offline_and_needs_an_interface():
+    from ansible_collections.netkit.egress.plugins.modules.egress_gateway import Failure, run_rendered
+    params = {"backend": "iptables", "iptables_variant": "auto", "network_interface": "wg-not-here",
+              "ranges": ["192.0.2.9/24", "2001:db8::/32"], "interface": "eth9"}
+    result = run_rendered(params, validate(params))
+    assert set(result["rendered"]) == {"ipv4", "ipv6"} and result["changed"] is False
+    assert "-A NETKIT-EGRESS-NAT -d 2001:db8::/32 -o eth9 -j MASQUERADE" in result["rendered"]["ipv6"]
+    params = dict(params, backend="auto")
+    assert run_rendered(params, validate(params))["rendered"].startswith("table inet netkit_egress {}\n")
+    params.pop("interface")
+    try:
+        run_rendered(params, validate(params))
+    except Failure as error:
+        assert str(error).startswith("interface: required with state=rendered")
+    else:
+        raise AssertionError("rendered without interface must fail")
