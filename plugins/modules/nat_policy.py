@@ -35,7 +35,7 @@ description:
     C(netkit.egress.egress_nat)); this module takes concrete addresses.
 version_added: 0.1.0
 author:
-  - netkit.egress developers
+  - netkit.egress contributors (@netkit-egress)
 options:
   config:
     description:
@@ -272,8 +272,8 @@ def rendered_commands(role, cleaned, return_routes, numbering):
     script = nft.render_script(role, policies, slots, numbering)
     wanted_routes = (routing.desired_slot_routes(slots, interfaces, numbering)
                      + routing.desired_return_routes(return_routes or []))
-    adds, _ = routing.routing_changes([], routing.desired_rules(slots, numbering), [], wanted_routes,
-                                      numbering.route_protocol)
+    adds, _removals = routing.routing_changes([], routing.desired_rules(slots, numbering), [],
+                                              wanted_routes, numbering.route_protocol)
     return nft_command_lines(script) + routing.command_lines(adds)
 
 
