@@ -266,7 +266,9 @@ def ansible_playbook(playbook, inventory, extra_vars=None, check=False, diff=Fal
         argv.append("--diff")
     if limit:
         argv += ["--limit", limit]
-    env = ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"} if json_output else None)
+    env = ansible_env({"ANSIBLE_STDOUT_CALLBACK": "netkit_json",
+                       "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins")}
+                      if json_output else None)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT,
                           check=False)
     if not json_output:
