@@ -14,6 +14,7 @@ import functools
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_inventory as inventory
+from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_plan as planner
 
 
 def _filter_errors(function):
@@ -26,6 +27,45 @@ def _filter_errors(function):
     return wrapper
 
 
+def _default_route_addresses(facts):
+    addresses = []
+    for key in ("default_ipv4", "default_ipv6"):
+        route = facts.get(key) or {}
+        if route.get("address") and route.get("prefix") not in (None, ""):
+            addresses.append(f"{route['address']}/{route['prefix']}")
+    return addresses
+
+
+def host_report(host_vars):
+    """What one host reported in this run, read from its hostvars: reachable (facts were gathered),
+    its addresses in the nodes' subnet, its workloads and the floating IPs it holds now."""
+    facts = host_vars.get("ansible_facts") or {}
+    held = (host_vars.get("egress_nat_held") or {}).get("addresses") or []
+    return {
+        "reachable": "interfaces" in facts,
+        "addresses": list(host_vars.get("egress_nat_node_addresses") or []) or _default_route_addresses(facts),
+        "workloads": list(host_vars.get("egress_workloads") or []),
+        "held": [entry["address"] for entry in held],
+    }
+
+
+def egress_nat_plan(groups, policies, namespaces, hostvars, gateway_hosts, node_hosts):
+    hosts = {name: host_report(hostvars[name]) for name in list(gateway_hosts) + list(node_hosts)
+             if name in hostvars}
+    return planner.egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hosts)
+
+
+def egress_nat_status(plan, hostvars, gateway_hosts):
+    held, applied = {}, {}
+    for name in gateway_hosts:
+        host_vars = hostvars[name] if name in hostvars else {}
+        for address in host_report(host_vars)["held"]:
+            held[address] = name
+        for policy in (host_vars.get("egress_nat_applied") or {}).get("gathered") or []:
+            applied.setdefault(policy["name"], []).append(name)
+    return planner.status_report(plan, held, applied)
+
+
 class FilterModule:
     """netkit.egress egress NAT filters."""
 
@@ -35,4 +75,6 @@ class FilterModule:
             "first_floating_ip": _filter_errors(inventory.first_floating_ip),
             "select_workloads": _filter_errors(inventory.select_workloads),
             "allocate_floating_ips": _filter_errors(inventory.allocate_floating_ips),
+            "egress_nat_plan": _filter_errors(egress_nat_plan),
+            "egress_nat_status": _filter_errors(egress_nat_status),
         }
