@@ -320,7 +320,7 @@ def test_invalid_inventory_is_rejected_naming_the_field(groups, policies, nodes,
 def test_filter_plugin_raises_ansible_filter_error():
     filters = FilterModule().filters()
     assert set(filters) == {"egress_nat_inventory", "first_floating_ip", "select_workloads",
-                            "allocate_floating_ips"}
+                            "allocate_floating_ips", "egress_nat_plan", "egress_nat_status"}
     with pytest.raises(AnsibleFilterError, match="no NetworkGatewayGroup kube-system/gw9"):
         filters["first_floating_ip"]([snake_group()], {"name": "gw9"})
 
