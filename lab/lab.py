@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: netkit.egress contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -243,7 +242,7 @@ def demo(lab):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=["up-and-demo", "up", "demo", "down"])
     parser.add_argument("--prefix", default=DEFAULT_PREFIX,
                         help="name prefix of the lab's namespaces (1-7 letters or digits; default %(default)s)")

@@ -20,6 +20,22 @@ author:
   - netkit.egress developers (@netkit)
 version_added: 0.1.0
 extends_documentation_fragment: []
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Check mode works through this connection as over SSH; it is the modules' business, and the connection
+        only runs their commands inside the namespace.
+  diff_mode:
+    support: full
+    description:
+      - Diffs are produced by the modules and returned unchanged.
+  platform:
+    support: full
+    platforms: linux
+    description:
+      - The controller must be Linux with C(ip) from iproute2 and run as root; the managed hosts are its
+        network namespaces.
 options:
   namespace:
     description:

@@ -151,7 +151,7 @@ attributes:
     description: Returns the canonical text of our objects and the forwarding sysctls before and after.
   platform:
     support: full
-    platforms: posix
+    platforms: linux
     description: Linux with C(nft) or C(iptables)/C(ip6tables) (nf_tables or legacy), C(ip) and C(/proc/sys).
 notes:
   - Applies IPv6 masquerade only where the kernel supports it; otherwise it fails before applying anything.
@@ -162,7 +162,7 @@ notes:
   - With the iptables nf_tables variant, C(state=absent) leaves the built-in chains that iptables-nft creates on
     first use (empty, policy ACCEPT).
 author:
-  - netkit.egress contributors
+  - netkit.egress developers (@netkit)
 """
 
 EXAMPLES = r"""
@@ -405,7 +405,7 @@ def describe(action):
     label, kind, payload = action
     if kind == "nft":
         return f"nft -f - <<EOF\n{payload}EOF"
-    _, variant, family = kind
+    variant, family = kind[1:]
     return f"{Host.iptables_binary(family, variant, 'restore')} --noflush <<EOF\n{payload}EOF"
 
 
@@ -415,7 +415,7 @@ def validate_actions(host, actions):
         if kind == "nft":
             host.nft_check(payload)
         else:
-            _, variant, family = kind
+            variant, family = kind[1:]
             host.iptables_restore(family, variant, payload, test=True)
 
 
@@ -424,7 +424,7 @@ def apply_actions(host, actions):
         if kind == "nft":
             host.nft_apply(payload)
         else:
-            _, variant, family = kind
+            variant, family = kind[1:]
             host.iptables_restore(family, variant, payload)
 
 

@@ -21,7 +21,7 @@ description:
   - Used by the role M(netkit.egress.egress_client) to route members of a network to egress gateways.
 version_added: 0.1.0
 author:
-  - netkit.egress developers
+  - netkit.egress developers (@netkit)
 options:
   routes:
     description:
@@ -30,8 +30,10 @@ options:
         link-local C(via)) and C(metric) (optional, default O(metric)).
       - At least one of C(via) and C(dev) is needed, except with O(state=absent) (routes to remove are
         matched by destination and metric).
+      - The elements are dicts; they are declared C(raw) so that a wrong element is refused by the module
+        with the index of the element in the error, instead of a generic conversion error.
     type: list
-    elements: dict
+    elements: raw
     default: []
   metric:
     description:
@@ -69,7 +71,7 @@ attributes:
     description: Returns our routes before and after.
   platform:
     support: full
-    platforms: posix
+    platforms: linux
     description: Linux with iproute2 (C(ip -j)).
 notes:
   - Needs only Python's standard library and C(ip) on the managed host.
@@ -137,6 +139,7 @@ from ansible_collections.netkit.egress.plugins.module_utils._routes import (
     validate_protocol, validate_routes, validate_table)
 
 ARGUMENT_SPEC = dict(
+    # dicts, validated (with the index of a bad element in the error) by _routes.validate_routes
     routes=dict(type="list", elements="raw", default=[]),
     metric=dict(type="int", default=100),
     table=dict(type="str", default="main"),

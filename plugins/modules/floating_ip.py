@@ -27,7 +27,7 @@ description:
     C(ip -batch) run.
 version_added: 0.1.0
 author:
-  - netkit.egress developers
+  - netkit.egress developers (@netkit)
 options:
   addresses:
     description:
@@ -79,7 +79,7 @@ attributes:
     description: Returns the floating IPs held before and after.
   platform:
     support: full
-    platforms: posix
+    platforms: linux
     description: Linux with iproute2 (C(ip -j)); announcements need C(CAP_NET_RAW).
 notes:
   - A floating IP must be held by one node only. The controller allocates each one to a single gateway

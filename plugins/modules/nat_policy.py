@@ -35,7 +35,7 @@ description:
     C(netkit.egress.egress_nat)); this module takes concrete addresses.
 version_added: 0.1.0
 author:
-  - netkit.egress contributors (@netkit-egress)
+  - netkit.egress developers (@netkit)
 options:
   config:
     description:
@@ -139,7 +139,7 @@ attributes:
     description: Returns the policies, return routes and sysctls before and after.
   platform:
     support: full
-    platforms: posix
+    platforms: linux
     description: Linux with nftables (C(nft)), iproute2 (C(ip)) and C(/proc/sys).
 notes:
   - "Sysctls, as measured with real traffic in network namespaces: forwarding is needed on both roles

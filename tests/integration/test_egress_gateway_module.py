@@ -125,8 +125,8 @@ def our_lines_removed(text):
     return "\n".join(line for line in text.splitlines() if "NETKIT-" not in line)
 
 
-MESSY = {"network_interface": "nm0", "ranges": ["192.0.2.7/24", "198.51.100.0/25", "198.51.100.0/24",
-                                                  "2001:DB8:1::5/64"]}
+MESSY = {"network_interface": "nm0",
+         "ranges": ["192.0.2.7/24", "198.51.100.0/25", "198.51.100.0/24", "2001:DB8:1::5/64"]}
 
 
 def test_nftables_auto_interfaces_check_idempotence_absent(lab, tmp_path):
@@ -165,8 +165,6 @@ def test_nftables_auto_interfaces_check_idempotence_absent(lab, tmp_path):
     # subnet-router anycast routes to the local table: those two are the only expected differences.
     assert without(after, "sysctl", "route6") == without(before, "sysctl", "route6")
     assert "net.ipv4.ip_forward = 1" in after["sysctl"], "absent leaves forwarding as it is"
-
-
 
 
 @pytest.mark.parametrize("variant", ["nft", "legacy"])
@@ -255,7 +253,7 @@ def test_bad_input_fails_naming_the_field_and_changes_nothing(lab, tmp_path):
         ("no route", {"network_interface": "nm0", "ranges": ["203.0.113.0/24"]},
          "ranges[0]: no ipv4 route to 203.0.113.0/24"),
     ]
-    results = run_tasks(lab, tmp_path, [(name, args, {"ignore_errors": True}) for name, args, _ in cases])
+    results = run_tasks(lab, tmp_path, [(name, args, {"ignore_errors": True}) for name, args, _message in cases])
     for name, _args, message in cases:
         assert results[name].get("failed") is True, name
         assert message in results[name]["msg"], (name, results[name]["msg"])

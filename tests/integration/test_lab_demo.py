@@ -9,7 +9,7 @@ LAB = os.path.join(REPO_ROOT, "lab", "lab.py")
 
 
 def lab_py(*args, timeout=120):
-    return subprocess.run([sys.executable, LAB, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, LAB, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def table_rows(stdout, first_header):
@@ -55,5 +55,5 @@ def test_demo_shows_the_server_saw_the_gateways_address(tmp_path):
     finally:
         down = lab_py("--prefix", prefix, "down")
     assert down.returncode == 0, down.stderr
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert f"{prefix}-" not in namespaces and f"{prefix}c-" not in namespaces

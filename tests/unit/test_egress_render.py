@@ -60,7 +60,7 @@ def _kernel_json(plan):
         items.append({"set": {"family": "inet", "name": name, "table": "netkit_egress", "handle": 3,
                               "type": nft.SET_TYPES[family], "flags": ["interval"], "elem": elem}})
     for chain in ("forward", "postrouting"):
-        chain_type, hook, prio, _ = nft.BASE_CHAINS[chain]
+        chain_type, hook, prio = nft.BASE_CHAINS[chain][:3]
         items.append({"chain": {"family": "inet", "table": "netkit_egress", "name": chain, "handle": 1,
                                 "type": chain_type, "hook": hook, "prio": prio, "policy": "accept"}})
     return items
@@ -78,8 +78,8 @@ def _match(left, right):
 
 
 def test_nft_canonical_compare_is_idempotent_with_messy_input():
-    plan = plan_for({"network_interface": "nm0", "ranges": ["10.1.2.3/8", "10.0.0.0/16", "2001:DB8::/32",
-                                                          "192.0.2.5", "192.0.2.4/32"]}, "up1")
+    plan = plan_for({"network_interface": "nm0",
+                     "ranges": ["10.1.2.3/8", "10.0.0.0/16", "2001:DB8::/32", "192.0.2.5", "192.0.2.4/32"]}, "up1")
     table = _kernel_json(plan)
     # The kernel merged 192.0.2.4/32 + 192.0.2.5/32 into a range element.
     for item in table:
@@ -155,7 +155,7 @@ def test_iptables_jumps_only_when_missing_and_round_trip():
     removal = ipt.render_removal(parsed)
     assert "-D FORWARD -j NETKIT-EGRESS-FWD\n-F NETKIT-EGRESS-FWD\n-X NETKIT-EGRESS-FWD" in removal
     assert "DOCKER" not in removal and "MASQUERADE" not in removal
-    gathered, _ = ipt.gather({"ipv4": parsed})
+    gathered = ipt.gather({"ipv4": parsed})[0]
     assert gathered["networks"] == [{"name": "a", "cidr": ["100.64.1.0/24"], "ranges": ["192.0.2.0/24"]},
                                     {"name": "b", "cidr": ["100.64.2.0/24"], "ranges": ["198.51.100.0/24"]}]
     assert gathered["reverse_nat"] is True and gathered["nat"] is True and gathered["network_interface"] == "nm0"

@@ -31,7 +31,7 @@ class FakeModule:
         return f"/usr/sbin/{name}"
 
     def run_command(self, argv, data=None, binary_data=False, environ_update=None, check_rc=False):
-        args = [arg for arg in argv[1:]]
+        args = list(argv[1:])
         self.commands.append(args)
         if args[:2] == ["-batch", "-"]:
             self.batches.append(data.splitlines())
