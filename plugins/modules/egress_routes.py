@@ -18,7 +18,7 @@ description:
   - Compares the kernel's canonical form (C(ip -j route show)), so a second run reports no change.
   - Every input is validated before anything is changed; a bad value fails with an error naming the
     field (for example C(routes[2].destination)) and leaves the host as it was.
-  - Used by the role M(netkit.egress.egress_client) to route members of a network to egress gateways.
+  - Used by the role P(netkit.egress.egress_client#role) to route members of a network to egress gateways.
 version_added: 0.1.0
 author:
   - netkit.egress developers (@netkit)
