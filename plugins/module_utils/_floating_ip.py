@@ -52,7 +52,7 @@ def parse_addresses(values):
 
 
 def validate_interface(name, field="interface"):
-    if name is not None and not INTERFACE_NAME.match(name):
+    if name is not None and not INTERFACE_NAME.fullmatch(name):
         raise FloatingIPError(f"{field}: {name!r} is not a valid interface name "
                               f"(1-15 characters of letters, digits, '_', '.', '@', '-')")
     return name
@@ -207,6 +207,11 @@ def remove_command(item):
 
 def batch_commands(to_remove, to_add):
     return [remove_command(item) for item in to_remove] + [add_command(item) for item in to_add]
+
+
+def undo_commands(to_remove, to_add):
+    """``ip -force -batch`` lines that give back the addresses held before a batch that stopped half way."""
+    return [remove_command(item) for item in to_add] + [add_command(item) for item in to_remove]
 
 
 # ---- announcements --------------------------------------------------------------------------

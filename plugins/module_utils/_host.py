@@ -68,6 +68,15 @@ class Host:
         """Apply a whole nft script as one kernel transaction (all or nothing)."""
         self.run(["nft", "-f", "-"], data=script)
 
+    def nft_table_text(self, family, table):
+        """``nft list table`` text (loadable again), or None when the table does not exist."""
+        rc, out, err = self.run(["nft", "list", "table", family, table], check=False)
+        if rc != 0:
+            if "No such file or directory" in err or "does not exist" in err:
+                return None
+            raise HostError(f"nft list table {family} {table} failed (rc={rc}): {err.strip()}")
+        return out
+
     # ---- iptables -------------------------------------------------------------------------
     @staticmethod
     def iptables_binary(family, variant, action):
@@ -106,18 +115,28 @@ class Host:
             raise HostError(f"{' '.join(argv + list(args))} failed (rc={rc}): {err.strip()}")
         return json.loads(out) if out.strip() else []
 
-    def ip(self, *args, family=None, check=True):
+    def ip(self, *args, family=None, check=True, data=None):
         argv = ["ip"]
         if family == "ipv4":
             argv.append("-4")
         elif family == "ipv6":
             argv.append("-6")
-        return self.run(argv + list(args), check=check)
+        return self.run(argv + list(args), check=check, data=data)
 
-    def ip_batch(self, commands):
-        """Run several ``ip`` commands in one process (``ip -batch -``)."""
+    def ip_batch(self, commands, family=None):
+        """Run several ``ip`` commands in one process (``ip -batch -``); it stops at the first failing
+        line, the lines before it stay applied (see ``ip_undo``)."""
         if commands:
-            self.run(["ip", "-batch", "-"], data="".join(line + "\n" for line in commands))
+            self.ip("-batch", "-", family=family, data="".join(line + "\n" for line in commands))
+
+    def ip_undo(self, commands, family=None):
+        """Best-effort undo of an ``ip_batch`` that failed: ``ip -force -batch`` goes on after a failing
+        line, because the undo of a line that never ran fails harmlessly. Returns the error text or ''."""
+        if not commands:
+            return ""
+        rc, out, err = self.ip("-force", "-batch", "-", family=family, check=False,
+                               data="".join(line + "\n" for line in commands))
+        return "" if rc == 0 else (err or out).strip()
 
     def route_get(self, address, family):
         """The kernel's answer to ``ip route get ADDRESS``: a dict with ``dev`` (and ``gateway``)."""

@@ -191,7 +191,7 @@ def validate_policy_entry(entry, index, require_all):
     if not isinstance(entry, dict):
         raise NatConfigError(f"config[{index}]: must be a dictionary, got {entry!r}")
     name = entry.get("name")
-    if not isinstance(name, str) or not POLICY_NAME.match(name):
+    if not isinstance(name, str) or not POLICY_NAME.fullmatch(name):
         raise NatConfigError(f"config[{index}].name: {name!r} must match {POLICY_NAME.pattern}")
     where = f"config[{index}] ({name})"
     clean = {"name": name}
@@ -207,7 +207,7 @@ def validate_policy_entry(entry, index, require_all):
         clean[list_field] = [parse_cidr(value, f"{where}.{list_field}[{position}]")
                              for position, value in enumerate(values)]
     interface = entry.get("interface")
-    if interface not in (None, "") and (not isinstance(interface, str) or not INTERFACE_NAME.match(interface)):
+    if interface not in (None, "") and (not isinstance(interface, str) or not INTERFACE_NAME.fullmatch(interface)):
         raise NatConfigError(f"{where}.interface: {interface!r} must match {INTERFACE_NAME.pattern}")
     clean["interface"] = interface or None
     if require_all:

@@ -180,6 +180,28 @@ def routing_changes(held_rules, wanted_rules, held_routes, wanted_routes, protoc
     return adds, removals
 
 
+def routing_undo(held_rules, wanted_rules, held_routes, wanted_routes, protocol):
+    """Per-family ``ip -force -batch`` lines that put the held rules and routes back after the
+    batches of ``routing_changes`` stopped half way (an undo line for a step that never ran fails
+    harmlessly)."""
+    undo = {family: [] for family in FAMILIES}
+    for route in wanted_routes:
+        if not any(route_matches(held, route) for held in held_routes) and not any(
+                (held.family, held.table, held.destination) == (route.family, route.table, route.destination)
+                for held in held_routes):
+            undo[route.family].append(f"route del {route.destination} table {route.table} proto {protocol}")
+    for rule in wanted_rules:
+        if rule not in held_rules:
+            undo[rule.family].append(f"rule del {rule.words()}")
+    for rule in held_rules:
+        if rule not in wanted_rules and rule.fwmark >= 0 and rule.fwmask >= 0 and rule.table >= 0:
+            undo[rule.family].append(f"rule add {rule.words()}")
+    for route in held_routes:
+        if route.via and not any(route_matches(route, wanted) for wanted in wanted_routes):
+            undo[route.family].append(f"route replace {route.words(protocol)}")
+    return undo
+
+
 def command_lines(batches):
     """Per-family batches as the ``ip -4 ...`` lines a user would type."""
     flag = {"ipv4": "-4", "ipv6": "-6"}

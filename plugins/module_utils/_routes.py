@@ -92,7 +92,7 @@ def validate_dev(value, field):
     if value is None or value == "":
         return None
     text = str(value)
-    if not IFNAME_PATTERN.match(text) or text in (".", ".."):
+    if not IFNAME_PATTERN.fullmatch(text) or text in (".", ".."):
         raise RouteError(f"{field}: {value!r} is not a valid interface name "
                          "(1-15 characters of A-Z a-z 0-9 _ . @ -)")
     return text
@@ -255,6 +255,21 @@ def render_commands(plan, table, protocol):
              for route in plan.remove if route.key not in added_keys]
     lines += [" ".join(["route", "replace"] + route_spec(route, table, protocol)) for route in plan.add]
     return lines
+
+
+def render_undo(plan, ours, table, protocol):
+    """``ip -force -batch`` lines that put our routes back as they were (``ours``) after the batch of
+    ``render_commands`` stopped half way: a route it added goes, one it replaced or deleted comes back."""
+    ours_by_key = {route.key: route for route in ours}
+    lines = []
+    for route in plan.add:
+        previous = ours_by_key.get(route.key)
+        if previous is None:
+            lines.append(" ".join(["route", "del"] + route_spec(route, table, protocol)))
+    touched = [ours_by_key[route.key] for route in plan.add + plan.remove if route.key in ours_by_key]
+    lines += [" ".join(["route", "replace"] + route_spec(previous, table, protocol))
+              for previous in sort_routes(touched)]
+    return list(dict.fromkeys(lines))
 
 
 def routes_as_dicts(routes):

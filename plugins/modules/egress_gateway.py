@@ -281,7 +281,8 @@ from ansible_collections.netkit.egress.plugins.module_utils import _persist as p
 from ansible_collections.netkit.egress.plugins.module_utils._backend import BackendError, VARIANTS, decide
 from ansible_collections.netkit.egress.plugins.module_utils._egress_model import (
     FAMILIES, ModelError, build_plan, desired_sysctls, family_of, route_probe_addresses, validate)
-from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError
+from ansible_collections.netkit.egress.plugins.module_utils import _rollback as rollback
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
 
 ARGUMENT_SPEC = dict(
     ranges=dict(type="list", elements="str", default=[]),
@@ -419,13 +420,43 @@ def validate_actions(host, actions):
             host.iptables_restore(family, variant, payload, test=True)
 
 
-def apply_actions(host, actions):
-    for _label, kind, payload in actions:
-        if kind == "nft":
-            host.nft_apply(payload)
-        else:
-            variant, family = kind[1:]
-            host.iptables_restore(family, variant, payload)
+def apply_actions(host, actions, firewall):
+    """Apply every transaction; when one fails, put back what the earlier ones (and a half-committed
+    iptables-restore file, whose tables commit one by one) changed, and say so in the error."""
+    nft_before = host.nft_table_text(nft.TABLE_FAMILY, nft.TABLE_NAME) \
+        if any(kind == "nft" for _label, kind, _payload in actions) else None
+    for index, (label, kind, payload) in enumerate(actions):
+        try:
+            if kind == "nft":
+                host.nft_apply(payload)
+            else:
+                variant, family = kind[1:]
+                host.iptables_restore(family, variant, payload)
+        except HostError as exc:
+            # An nft -f that failed changed nothing (one kernel transaction); an iptables-restore file
+            # may have committed its first table.
+            done = actions[:index] + ([] if kind == "nft" else [actions[index]])
+            problems = undo_actions(host, done, firewall, nft_before)
+            outcome = (f"rolling back failed too: {'; '.join(problems)}" if problems
+                       else "everything applied before it was rolled back, the host is as it was")
+            raise HostError(f"applying {label} failed: {exc}; {outcome}") from None
+
+
+def undo_actions(host, done, firewall, nft_before):
+    problems = []
+    for label, kind, _payload in reversed(done):
+        try:
+            if kind == "nft":
+                host.nft_apply(rollback.nft_table_restore(nft.TABLE_FAMILY, nft.TABLE_NAME, nft_before))
+            else:
+                variant, family = kind[1:]
+                text = rollback.iptables_restore_previous(firewall["saves"][variant][family],
+                                                          host.iptables_save(family, variant))
+                if text:
+                    host.iptables_restore(family, variant, text)
+        except HostError as exc:
+            problems.append(f"{label}: {exc}")
+    return problems
 
 
 def objects_text(objects, sysctls):
@@ -543,7 +574,7 @@ def run_converge(module, host, params, config):
     commands += [f"sysctl -w {name}={value}" for name, value in sorted(sysctl_changes.items())]
     commands += [f"write {path}" for path in sorted(writes)] + [f"remove {path}" for path in removals]
     if not module.check_mode:
-        apply_actions(host, actions)
+        apply_actions(host, actions, firewall)
         for name, value in sorted(sysctl_changes.items()):
             host.sysctl_set(name, value)
         for path, content in sorted(writes.items()):
@@ -580,9 +611,11 @@ def run(module):
         if state == "rendered":
             return run_rendered(params, config)
         host = Host(module)
-        if state == "gathered":
-            return run_gathered(host)
-        return run_converge(module, host, params, config)
+        # Two runs against one host must not interleave their read-decide-apply.
+        with HostLock():
+            if state == "gathered":
+                return run_gathered(host)
+            return run_converge(module, host, params, config)
     except (ModelError, Failure) as exc:
         module.fail_json(msg=str(exc))
     except HostError as exc:

@@ -132,9 +132,9 @@ import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
 from ansible_collections.netkit.egress.plugins.module_utils._routes import (
-    RouteError, plan_routes, render_commands, routes_as_dicts, sort_routes, split_kernel_routes,
+    RouteError, plan_routes, render_commands, render_undo, routes_as_dicts, sort_routes, split_kernel_routes,
     validate_metric,
     validate_protocol, validate_routes, validate_table)
 
@@ -186,6 +186,19 @@ def check_next_hops_on_link(host, routes, to_add):
                              f"not through dev {route.dev}")
 
 
+def predict_devices(host, routes, to_add):
+    """The kernel fills in the device of a route given only ``via``: predict it the same way
+    (``ip route get VIA``), so that check mode reports what the real run will."""
+    wanted = set(to_add)
+    predicted = []
+    for route in routes:
+        if route in wanted and route.dev is None and route.via:
+            answer = host.route_get(route.via, route.family) or {}
+            route = route._replace(dev=answer.get("dev"))
+        predicted.append(route)
+    return predicted
+
+
 def diff_text(routes):
     return "".join(f"{r.destination} via {r.via or '-'} dev {r.dev or '-'} metric {r.metric}\n"
                    for r in sort_routes(routes))
@@ -209,9 +222,14 @@ def run(module):
         check_next_hops_on_link(host, desired, plan.add)
     commands = render_commands(plan, table, protocol)
     changed = bool(commands)
-    after = plan.after
+    after = predict_devices(host, plan.after, plan.add)
     if changed and not module.check_mode:
-        host.ip_batch(commands)
+        try:
+            host.ip_batch(commands)
+        except HostError as exc:
+            problem = host.ip_undo(render_undo(plan, ours, table, protocol))
+            raise HostError(f"{exc}; " + (f"rolling back failed too: {problem}" if problem else
+                                          "the routes changed before it were rolled back")) from None
         after = sort_routes(read_table(host, table, protocol)[0])
 
     result = dict(changed=changed, routes=routes_as_dicts(after), added=routes_as_dicts(plan.add),
@@ -224,9 +242,12 @@ def run(module):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        module.exit_json(**run(module))
+        # Two runs against one host must not interleave their read-plan-apply.
+        with HostLock():
+            result = run(module)
     except (RouteError, HostError) as exc:
         module.fail_json(msg=str(exc))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

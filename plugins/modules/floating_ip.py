@@ -234,9 +234,11 @@ def converge(module, host):
     if not module.check_mode and (commands or state_changes):
         try:
             host.ip_batch(commands)
-        except HostError:
+        except HostError as exc:
+            problem = host.ip_undo(fip.undo_commands(to_remove, to_add))
             record_reality(host, params["state_file"], held + to_add)
-            raise
+            raise HostError(f"{exc}; " + (f"rolling back failed too: {problem}" if problem else
+                                          "the addresses changed before it were rolled back")) from None
         host.write_file(params["state_file"], fip.render_state(held_after))
         if params["announce"]:
             announced = announce(module, host, to_add, ip_addr)

@@ -247,6 +247,7 @@ from ansible_collections.netkit.egress.plugins.module_utils._host import Host, H
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_nft as nft
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_routing as routing
+from ansible_collections.netkit.egress.plugins.module_utils import _rollback as rollback
 from ansible_collections.netkit.egress.plugins.module_utils._nat_model import NatConfigError
 
 STATE_FILE = "/etc/netkit-egress/nat_policy.json"
@@ -400,19 +401,18 @@ def converge(module, host, params, numbering, cleaned, return_routes):
     if not nft.table_matches(held.table, role, policies, slots):
         script = nft.render_script(role, policies, slots, numbering)
     interfaces = {policy.egress_ip: policy.interface for policy in policies}
-    adds, removals = routing.routing_changes(
-        held.rules, routing.desired_rules(slots, numbering),
-        held.slot_routes + held.main_routes,
-        routing.desired_slot_routes(slots, interfaces, numbering)
-        + routing.desired_return_routes(return_routes),
-        numbering.route_protocol)
+    routing_args = (held.rules, routing.desired_rules(slots, numbering), held.slot_routes + held.main_routes,
+                    routing.desired_slot_routes(slots, interfaces, numbering)
+                    + routing.desired_return_routes(return_routes),
+                    numbering.route_protocol)
+    adds, removals = routing.routing_changes(*routing_args)
     sysctl_report, sysctl_writes, saved = sysctl_changes(host, role, policies)
 
     commands = (nft_command_lines(script) if script else []) + routing.command_lines(adds) \
         + routing.command_lines(removals)
     changed = bool(commands or sysctl_writes)
     if changed and not module.check_mode:
-        apply_changes(host, script, adds, removals, sysctl_writes, saved)
+        apply_changes(host, script, adds, removals, routing.routing_undo(*routing_args), sysctl_writes, saved)
 
     after = model.policies_as_dicts(policies)
     after_return = [route.to_dict() for route in return_routes]
@@ -435,15 +435,33 @@ def run_ip_batches(host, batches):
             host.run(["ip", flags[family], "-batch", "-"], data="".join(line + "\n" for line in lines))
 
 
-def apply_changes(host, script, adds, removals, sysctl_writes, saved):
+def apply_changes(host, script, adds, removals, undo, sysctl_writes, saved):
     """Validate the nft script, then: routes and rules first (marked packets find their way at
-    once), the table in one transaction, removals, sysctls, and the record of original values."""
+    once), the table in one transaction, removals, sysctls, and the record of original values.
+    When a step fails, what the earlier steps changed is put back (``undo``, the table's old text)."""
+    table_before, table_applied = None, False
     if script:
         host.nft_check(script)
-    run_ip_batches(host, adds)
-    if script:
-        host.nft_apply(script)
-    run_ip_batches(host, removals)
+        table_before = host.nft_table_text(nft.TABLE_FAMILY, nft.TABLE_NAME)
+    try:
+        run_ip_batches(host, adds)
+        if script:
+            host.nft_apply(script)
+            table_applied = True
+        run_ip_batches(host, removals)
+    except HostError as exc:
+        problems = []
+        if table_applied:
+            try:
+                host.nft_apply(rollback.nft_table_restore(nft.TABLE_FAMILY, nft.TABLE_NAME, table_before))
+            except HostError as undo_exc:
+                problems.append(str(undo_exc))
+        for family, lines in undo.items():
+            problem = host.ip_undo(lines, family=family)
+            if problem:
+                problems.append(problem)
+        raise HostError(f"{exc}; " + (f"rolling back failed too: {'; '.join(problems)}" if problems else
+                                      "the rules, routes and table changed before it were rolled back")) from None
     for name, value in sysctl_writes.items():
         host.sysctl_set(name, value)
     if saved:

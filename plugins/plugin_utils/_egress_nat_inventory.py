@@ -71,7 +71,7 @@ def parse_cidr(value, where):
 
 
 def _object_name(value, where):
-    if not isinstance(value, str) or not OBJECT_NAME.match(value):
+    if not isinstance(value, str) or not OBJECT_NAME.fullmatch(value):
         raise InventoryError(f"{where}: {value!r} is not a valid name (1-63 characters of "
                              f"letters, digits, '_', '.', '-')")
     return value
