@@ -136,7 +136,13 @@ class Host:
             return ""
         rc, out, err = self.ip("-force", "-batch", "-", family=family, check=False,
                                data="".join(line + "\n" for line in commands))
-        return "" if rc == 0 else (err or out).strip()
+        if rc == 0:
+            return ""
+        # Deleting what the failed batch never added, or adding back what it never removed, is fine.
+        benign = ("No such process", "No such file or directory", "File exists",
+                  "Cannot assign requested address", "Address not found", "Command failed")
+        return "; ".join(line.strip() for line in (err or out).splitlines()
+                         if line.strip() and not any(word in line for word in benign))
 
     def route_get(self, address, family):
         """The kernel's answer to ``ip route get ADDRESS``: a dict with ``dev`` (and ``gateway``)."""
