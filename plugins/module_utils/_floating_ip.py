@@ -52,7 +52,7 @@ def parse_addresses(values):
 
 
 def validate_interface(name, field="interface"):
-    if name is not None and not INTERFACE_NAME.fullmatch(name):
+    if name is not None and (not INTERFACE_NAME.fullmatch(name) or name in (".", "..")):
         raise FloatingIPError(f"{field}: {name!r} is not a valid interface name "
                               f"(1-15 characters of letters, digits, '_', '.', '@', '-')")
     return name

@@ -207,7 +207,8 @@ def validate_policy_entry(entry, index, require_all):
         clean[list_field] = [parse_cidr(value, f"{where}.{list_field}[{position}]")
                              for position, value in enumerate(values)]
     interface = entry.get("interface")
-    if interface not in (None, "") and (not isinstance(interface, str) or not INTERFACE_NAME.fullmatch(interface)):
+    if interface not in (None, "") and (not isinstance(interface, str) or not INTERFACE_NAME.fullmatch(interface)
+                                        or interface in (".", "..")):
         raise NatConfigError(f"{where}.interface: {interface!r} must match {INTERFACE_NAME.pattern}")
     clean["interface"] = interface or None
     if require_all:
