@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: netkit.egress contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -89,7 +88,7 @@ def replace_gateway(lab):
         lab.addr("srv", "eth0", cidr)
     # Like a booting machine's network scripts, tell the neighbours where the addresses live now;
     # otherwise the members keep the dead machine's MAC address until their neighbour entries expire.
-    addresses = [cidr.split("/")[0] for cidr in mesh_lab.GATEWAY[mesh_lab.NETWORK_INTERFACE]]
+    addresses = [cidr.split("/", maxsplit=1)[0] for cidr in mesh_lab.GATEWAY[mesh_lab.NETWORK_INTERFACE]]
     lab.exec("gw", [sys.executable, os.path.abspath(__file__), "announce", mesh_lab.NETWORK_INTERFACE, *addresses])
 
 
