@@ -3,15 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The egress gateway playbook through ansible-runner, the engine under AWX / Automation Platform jobs.
 
-The job is shaped like the AWX job template of docs/awx.md: a project whose playbook imports
-netkit.egress.egress_gateway, the inventory of the mesh lab (namespace hosts), survey answers as extra
-variables, then a "Check" job with "Show Changes" (--check --diff), a "Run" job and a second "Run" job.
+The job is the "Egress gateway" job template of docs/awx.md: its project playbook (read from that page), which
+maps the survey answers onto the chosen gateway and imports netkit.egress.egress_gateway, the inventory of the
+mesh lab (namespace hosts), the survey answers as extra variables; then a "Check" job with "Show Changes"
+(--check --diff), a "Run" job and a second "Run" job.
 """
 
 import os
+import re
 import sys
 
 import ansible_runner
+import yaml
 
 import lab as mesh_lab
 
@@ -19,14 +22,18 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 GATEWAY_TASK = "Converge the egress gateway (ranges, NAT, segmentation, forwarding)"
 ROUTES_TASK = "Converge the routes to the gateways' ranges"
 HOSTS = ["gw", "m1", "m2"]
-# Survey answers as AWX passes them: a multiple-select list, and choices as strings.
-SURVEY = {"egress_gateway_ranges": ["192.168.50.0/24", "2001:db8:50::/64"], "egress_gateway_nat": "true",
-          "egress_gateway_state": "present"}
-PROJECT_PLAYBOOK = """\
----
-- name: Egress gateway (netkit.egress)
-  ansible.builtin.import_playbook: netkit.egress.egress_gateway
-"""
+# Survey answers as AWX passes them: every answer is a string, a textarea keeps its newlines.
+SURVEY = {"survey_gateway": "gw", "survey_ranges": "192.168.50.0/24\n2001:db8:50::/64", "survey_nat": "true",
+          "survey_state": "present"}
+
+
+def project_playbook():
+    """The project playbook of the egress gateway job template, as docs/awx.md shows it."""
+    with open(os.path.join(REPO_ROOT, "docs", "awx.md"), encoding="utf-8") as handle:
+        blocks = re.findall(r"```yaml\n(.*?)```", handle.read(), re.S)
+    playbooks = [block for block in blocks if block.startswith("# egress_gateway.yml")]
+    assert len(playbooks) == 1, "docs/awx.md shows the egress gateway project playbook once"
+    return playbooks[0]
 
 
 def run_job(private_data_dir, inventory, cmdline=None):
@@ -35,7 +42,7 @@ def run_job(private_data_dir, inventory, cmdline=None):
     Returns (runner, {(event, task, host): event_data})."""
     project = private_data_dir / "project"
     project.mkdir(parents=True)
-    (project / "egress_gateway.yml").write_text(PROJECT_PLAYBOOK)
+    (project / "egress_gateway.yml").write_text(project_playbook())
     runner = ansible_runner.run(
         private_data_dir=str(private_data_dir), playbook="egress_gateway.yml", inventory=str(inventory),
         extravars=SURVEY, cmdline=cmdline, quiet=True, timeout=300,
@@ -64,7 +71,11 @@ def changed_hosts(runner):
 
 def test_check_and_diff_then_run_then_nothing_to_do(lab, tmp_path):
     mesh_lab.build(lab)
-    inventory = mesh_lab.write_inventory(lab, str(tmp_path / "inventory.yml"))
+    # The lab's inventory without the gateway's ranges: only the survey gives them.
+    spec = mesh_lab.inventory(lab)
+    del spec["all"]["children"]["egress_gateways"]["hosts"]["gw"]["egress_gateway_ranges"]
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(spec))
     before = {host: lab.snapshot(host) for host in HOSTS}
 
     # "Check" job type with "Show Changes".
