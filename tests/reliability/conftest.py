@@ -12,6 +12,8 @@ gw is where egress_gateway, egress_routes, floating_ip and nat_policy (role gate
 nat_policy with role source (its egress IP is a floating IP on gw).
 """
 
+import json
+
 import pytest
 
 import harness
@@ -57,4 +59,12 @@ def workers(lab):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    """tests/output/reliability.json (the figures) and reliability.md (their table) after every run."""
     harness.write_figures()
+    if harness.FIGURES:
+        import report
+
+        with open(harness.FIGURES_PATH) as handle:
+            rows = json.load(handle)["rows"]
+        with open(harness.FIGURES_PATH.replace(".json", ".md"), "w") as handle:
+            handle.write(report.table(rows))
