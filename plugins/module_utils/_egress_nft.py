@@ -166,8 +166,20 @@ def _element_networks(element):
     raise ValueError(f"unexpected set element {element!r}")
 
 
+def _element_texts(element):
+    """One JSON set element -> CIDR texts; prefixes and addresses without building ip_network objects
+    (10,000 elements are read on every run)."""
+    if isinstance(element, dict) and "elem" in element:
+        return _element_texts(element["elem"].get("val"))
+    if isinstance(element, str):
+        return [element]
+    if isinstance(element, dict) and "prefix" in element:
+        return [f"{element['prefix']['addr']}/{element['prefix']['len']}"]
+    return [str(net) for net in _element_networks(element)]
+
+
 def set_elements(set_json):
-    networks = [str(net) for element in set_json.get("elem", []) for net in _element_networks(element)]
+    networks = [text for element in set_json.get("elem", []) for text in _element_texts(element)]
     return collapse(networks) if networks else ()
 
 
