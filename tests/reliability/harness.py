@@ -13,8 +13,6 @@ import subprocess
 import sys
 import textwrap
 
-import netlab
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 PYTHON = os.path.join(REPO_ROOT, ".venv", "bin", "python")

@@ -15,7 +15,6 @@ floating_ip and nat_policy have no boot persistence (docs/reliability.md: a know
 flush the next Ansible run restores them and says so (changed).
 """
 
-import os
 import subprocess
 import time
 

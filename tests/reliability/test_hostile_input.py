@@ -137,8 +137,8 @@ def egress_routes_case(draw):
                            else "fd00:100::3"))
         return dict(ROUTES_ARGS, routes=routes), [f"routes[{len(routes) - 1}]"]
     if kind == "table":
-        return dict(ROUTES_ARGS, table=draw(st.sampled_from(["255", "0", "-1", "4294967296", "main;", "local"])
-                                           | bad_interface())), ["table"]
+        tables = st.sampled_from(["255", "0", "-1", "4294967296", "main;", "local"]) | bad_interface()
+        return dict(ROUTES_ARGS, table=draw(tables)), ["table"]
     if kind == "protocol":
         return dict(ROUTES_ARGS, protocol=draw(st.integers(0, 4) | st.integers(min_value=256))), ["protocol"]
     if kind == "unknown key":
