@@ -10,14 +10,17 @@ jump rule into each from ``FORWARD`` / ``POSTROUTING``, inserted at the top only
 the nf_tables and the legacy variant), so re-declaring our chains replaces their rules atomically per table
 and leaves every other chain alone.
 
-Rules are linear, one per source/destination pair: ``_destination_matches`` is the one place to change
-when matching moves to ipset.
+Ranges and network cidrs are matched with ipset sets (``-m set --match-set``, see ``_egress_ipset``), one
+rule per path like the nftables backend, so the cost per packet does not grow with the number of ranges.
+The sets' contents are part of the canonical text: a changed range is a change even when no rule differs.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 
+from ansible_collections.netkit.egress.plugins.module_utils import _egress_ipset as ipset
 from ansible_collections.netkit.egress.plugins.module_utils._egress_model import FAMILIES, collapse
 
 FORWARD_CHAIN = "NETKIT-EGRESS-FWD"
@@ -25,6 +28,7 @@ NAT_CHAIN = "NETKIT-EGRESS-NAT"
 OUR_CHAINS = {"filter": (FORWARD_CHAIN, "FORWARD"), "nat": (NAT_CHAIN, "POSTROUTING")}
 NETWORK_COMMENT_PREFIX = "network="
 CTSTATE = "-m conntrack --ctstate RELATED,ESTABLISHED"
+SET_MATCH = re.compile(r"-m set --match-set (\S+) (src|dst)\b")
 
 
 # ---- desired state --------------------------------------------------------------------------
@@ -32,9 +36,16 @@ def _comment(network):
     return f' -m comment --comment "{NETWORK_COMMENT_PREFIX}{network}"' if network else ""
 
 
-def _destination_matches(sources, destinations):
-    """Every (-s, -d) pair as iptables-save prints it; the place to swap in ``-m set`` later."""
-    return [(source, destination) for source in (sources or (None,)) for destination in destinations]
+def _set_matches(source_set=None, destination_set=None):
+    """``-m set`` matches as iptables-save prints them (source first)."""
+    text = f" -m set --match-set {source_set} src" if source_set else ""
+    return text + (f" -m set --match-set {destination_set} dst" if destination_set else "")
+
+
+def _path_sets(index, path):
+    """(set of the network's cidrs or None, set of the path's ranges)."""
+    source_set = ipset.set_name("src", index, path.family) if path.network is not None else None
+    return source_set, ipset.set_name("dst", index, path.family)
 
 
 def _rule(chain, source=None, destination=None, in_if=None, out_if=None, extra="", target="ACCEPT"):
@@ -53,7 +64,8 @@ def _rule(chain, source=None, destination=None, in_if=None, out_if=None, extra="
 
 def desired_rules(plan, family):
     """{'filter': [rules of NETKIT-EGRESS-FWD], 'nat': [rules of NETKIT-EGRESS-NAT]} for one family."""
-    paths = [path for path in plan.paths if path.family == family]
+    indexed = [(index, path) for index, path in enumerate(plan.paths) if path.family == family]
+    paths = [path for _index, path in indexed]
     verdict = "ACCEPT" if plan.forward_accept else "RETURN"
     nif = plan.network_interface
     forward, nat = [], []
@@ -61,33 +73,50 @@ def desired_rules(plan, family):
         forward.append(_rule(FORWARD_CHAIN, out_if=nif, extra=" " + CTSTATE))
     if plan.reverse_nat and plan.segmented and paths:
         forward.append(_rule(FORWARD_CHAIN, in_if=nif, extra=" " + CTSTATE, target=verdict))
-    for path in paths:
-        for source, destination in _destination_matches(path.sources, path.destinations):
-            forward.append(_rule(FORWARD_CHAIN, source, destination, nif, path.interface,
-                                 _comment(path.network), verdict))
+    for index, path in indexed:
+        source_set, destination_set = _path_sets(index, path)
+        forward.append(_rule(FORWARD_CHAIN, in_if=nif, out_if=path.interface,
+                             extra=_set_matches(source_set, destination_set) + _comment(path.network),
+                             target=verdict))
     if plan.reverse_nat and plan.forward_accept:
-        for path in paths:
+        for index, path in indexed:
             if path.network is not None:
-                for source, destination in _destination_matches(path.destinations, path.sources):
-                    forward.append(_rule(FORWARD_CHAIN, source, destination, path.interface, nif,
-                                         _comment(path.network)))
-    if plan.segmented:
-        for destination in plan.union.get(family, ()):
-            forward.append(_rule(FORWARD_CHAIN, destination=destination, in_if=nif, target="DROP"))
+                source_set, destination_set = _path_sets(index, path)
+                forward.append(_rule(FORWARD_CHAIN, in_if=path.interface, out_if=nif,
+                                     extra=_set_matches(destination_set, source_set) + _comment(path.network)))
+    if plan.segmented and plan.union.get(family):
+        forward.append(_rule(FORWARD_CHAIN, in_if=nif, extra=_set_matches(None, ipset.union_set_name(family)),
+                             target="DROP"))
     if plan.nat:
         # POSTROUTING cannot match the input interface: without networks the destination and the
         # outbound interface select the traffic.
-        for path in paths:
-            for source, destination in _destination_matches(path.sources, path.destinations):
-                nat.append(_rule(NAT_CHAIN, source, destination, out_if=path.interface,
-                                 extra=_comment(path.network), target="MASQUERADE"))
+        for index, path in indexed:
+            source_set, destination_set = _path_sets(index, path)
+            nat.append(_rule(NAT_CHAIN, out_if=path.interface,
+                             extra=_set_matches(source_set, destination_set) + _comment(path.network),
+                             target="MASQUERADE"))
     if plan.reverse_nat:
-        for path in paths:
+        for index, path in indexed:
             if path.network is not None:
-                for source, destination in _destination_matches(path.destinations, path.sources):
-                    nat.append(_rule(NAT_CHAIN, source, destination, out_if=nif,
-                                     extra=_comment(path.network), target="MASQUERADE"))
+                source_set, destination_set = _path_sets(index, path)
+                nat.append(_rule(NAT_CHAIN, out_if=nif,
+                                 extra=_set_matches(destination_set, source_set) + _comment(path.network),
+                                 target="MASQUERADE"))
     return {"filter": forward, "nat": nat}
+
+
+def referenced_sets(rules):
+    """Names of the ipset sets that rules match on, in order of first use."""
+    return list(dict.fromkeys(match.group(1) for rule in rules for match in SET_MATCH.finditer(rule)))
+
+
+def testable(restore_text, existing_sets):
+    """The restore input with matches on sets that do not exist yet left out: ``iptables-restore --test``
+    asks the kernel for every set it names, and ours are created only when the run applies. The rest of
+    every rule is still checked."""
+    def strip(match):
+        return match.group(0) if match.group(1) in existing_sets else ""
+    return re.sub(" " + SET_MATCH.pattern, strip, restore_text)
 
 
 def render_restore(plan, family, jumps_present=None):
@@ -119,12 +148,16 @@ def render_removal(current):
 
 def desired_canonical(plan, family):
     rules = desired_rules(plan, family)
-    return _canonical_text({table: {"exists": True, "jumps": 1, "rules": rules[table]} for table in OUR_CHAINS})
+    state = {table: {"exists": True, "jumps": 1, "rules": rules[table]} for table in OUR_CHAINS}
+    state["sets"] = {name: elements for name, (_family, elements) in ipset.desired_sets(plan, family).items()}
+    return _canonical_text(state)
 
 
 # ---- current state (iptables-save) ----------------------------------------------------------
-def parse_save(text):
-    """iptables-save output -> {table: {'exists', 'jumps', 'rules'}} for our chains only."""
+def parse_save(text, ipsets=None):
+    """iptables-save output -> {table: {'exists', 'jumps', 'rules'}} for our chains only, plus 'sets':
+    {name: elements, or None when missing} of the sets our rules match on, from ``ipsets``
+    (``_egress_ipset.parse_save`` of the host's ``ipset save``)."""
     state = {table: {"exists": False, "jumps": 0, "rules": []} for table in OUR_CHAINS}
     table = None
     for line in text.splitlines():
@@ -140,12 +173,14 @@ def parse_save(text):
             state[table]["jumps"] += 1
         elif line.startswith(f"-A {chain} "):
             state[table]["rules"].append(line)
+    names = referenced_sets(rule for table in OUR_CHAINS for rule in state[table]["rules"])
+    state["sets"] = {name: (ipsets or {}).get(name, (None, None))[1] for name in names}
     return state
 
 
 def current_canonical(state):
     """Canonical text of our chains in one family, or None if we own nothing there."""
-    if not any(entry["exists"] or entry["jumps"] for entry in state.values()):
+    if not any(state[table]["exists"] or state[table]["jumps"] for table in OUR_CHAINS):
         return None
     return _canonical_text(state)
 
@@ -163,6 +198,8 @@ def _canonical_text(state):
         lines += [f"-A {builtin} -j {chain}"] * min(entry.get("jumps", 0), 1)
         if entry.get("jumps", 0) > 1:
             lines.append(f"# {entry['jumps']} jumps from {builtin}")
+    for name, elements in sorted(state.get("sets", {}).items()):
+        lines.append(f"ipset {name}: " + ("missing" if elements is None else " ".join(elements)))
     return "\n".join(lines) + "\n"
 
 
@@ -177,6 +214,18 @@ def _options(rule):
     return options
 
 
+def _addresses(rule, options, sets, direction):
+    """The CIDRs a rule matches in one direction: its ``-s``/``-d`` (rules of earlier versions, one per
+    pair) or the elements of its ``--match-set NAME src|dst``; None when it does not match on them."""
+    flag = "-s" if direction == "src" else "-d"
+    if flag in options:
+        return [options[flag]]
+    for match in SET_MATCH.finditer(rule):
+        if match.group(2) == direction:
+            return list(sets.get(match.group(1)) or ())
+    return None
+
+
 def gather(states):
     """{family: parsed state} -> module parameters that would recreate our chains, and interfaces."""
     network_interface, forward_accept, nat, reverse_nat = None, True, False, False
@@ -187,28 +236,30 @@ def gather(states):
         if not state or current_canonical(state) is None:
             continue
         found = True
+        sets = state.get("sets", {})
         for rule in state["filter"]["rules"]:
             opts = _options(rule)
             comment = opts.get("--comment", "")
             network = comment[len(NETWORK_COMMENT_PREFIX):] if comment.startswith(NETWORK_COMMENT_PREFIX) else None
-            if opts.get("-j") == "DROP" and "-d" in opts:
+            sources, destinations = (_addresses(rule, opts, sets, "src"), _addresses(rule, opts, sets, "dst"))
+            if opts.get("-j") == "DROP" and destinations is not None:
                 network_interface = opts.get("-i", network_interface)
-                union.append(opts["-d"])
-            elif "-d" in opts and "-i" in opts and "-o" in opts and "--ctstate" not in opts:
+                union += destinations
+            elif destinations is not None and "-i" in opts and "-o" in opts and "--ctstate" not in opts:
                 if network_interface is not None and opts["-i"] != network_interface:
                     continue  # a reverse-direction accept
-                if network is None and "-s" in opts:
+                if network is None and sources is not None:
                     continue
                 network_interface = opts["-i"]
                 forward_accept = opts.get("-j") == "ACCEPT"
-                interfaces[opts["-d"]] = opts["-o"]
+                for destination in destinations:
+                    interfaces[destination] = opts["-o"]
                 if network is None:
-                    plain_ranges.append(opts["-d"])
+                    plain_ranges += destinations
                 else:
                     entry = networks.setdefault(network, {"name": network, "cidr": [], "ranges": []})
-                    for key, value in (("cidr", opts.get("-s")), ("ranges", opts["-d"])):
-                        if value and value not in entry[key]:
-                            entry[key].append(value)
+                    for key, values in (("cidr", sources or ()), ("ranges", destinations)):
+                        entry[key] += [value for value in values if value not in entry[key]]
         for rule in state["nat"]["rules"]:
             opts = _options(rule)
             if opts.get("-o") == network_interface and network_interface is not None:

@@ -115,6 +115,14 @@ class Host:
         rc, out, err = self.run([self.iptables_binary("ipv4", variant, None), "--version"], check=False)
         return (out or err).strip() if rc == 0 else None
 
+    # ---- ipset ----------------------------------------------------------------------------
+    def ipset_save(self):
+        return self.run(["ipset", "save"])[1]
+
+    def ipset_restore(self, text):
+        """``ipset -exist restore``: creating an existing set is a no-op, so one script fits boot and runs."""
+        self.run(["ipset", "-exist", "restore"], data=text)
+
     # ---- iproute2 -------------------------------------------------------------------------
     def ip_json(self, *args, family=None):
         argv = ["ip", "-j"]

@@ -10,6 +10,7 @@ import os
 
 NFT_FILE = "egress_gateway.nft"
 IPTABLES_FILES = {"ipv4": "egress_gateway.rules.v4", "ipv6": "egress_gateway.rules.v6"}
+IPSET_FILE = "egress_gateway.ipset"
 SYSCTL_FILE = "90-netkit-egress-gateway.conf"
 UNIT_FILE = "netkit-egress-gateway.service"
 HEADER = "# Managed by netkit.egress.egress_gateway; changes are overwritten.\n"
@@ -19,6 +20,7 @@ def all_paths(persist_dir, sysctl_dir, unit_dir):
     """Every file the module may own, so that stale ones can be removed."""
     return ([os.path.join(persist_dir, NFT_FILE)]
             + [os.path.join(persist_dir, name) for name in IPTABLES_FILES.values()]
+            + [os.path.join(persist_dir, IPSET_FILE)]
             + [os.path.join(sysctl_dir, SYSCTL_FILE), os.path.join(unit_dir, UNIT_FILE)])
 
 
@@ -48,9 +50,10 @@ def render_unit(exec_starts):
 def render_files(backend, rules, sysctls, binaries, persist_dir, sysctl_dir, unit_dir):
     """{path: content} for the persisted state.
 
-    rules: the nft script (nftables) or {family: iptables-restore text} (iptables);
-    binaries: absolute paths of ``sysctl``, ``nft`` and/or ``iptables-restore``/``ip6tables-restore``
-    (keys ``sysctl``, ``nft``, ``ipv4``, ``ipv6``).
+    rules: the nft script (nftables) or {family: iptables-restore text, 'ipset': ipset restore text}
+    (iptables; the sets are restored before the rules that name them);
+    binaries: absolute paths of ``sysctl``, ``nft``, ``ipset`` and/or ``iptables-restore``/``ip6tables-restore``
+    (keys ``sysctl``, ``nft``, ``ipset``, ``ipv4``, ``ipv6``).
     """
     files, exec_starts = {}, []
     if sysctls:
@@ -62,7 +65,13 @@ def render_files(backend, rules, sysctls, binaries, persist_dir, sysctl_dir, uni
         files[path] = rules
         exec_starts.append(f"{binaries['nft']} -f {path}")
     else:
+        if rules.get("ipset"):
+            path = os.path.join(persist_dir, IPSET_FILE)
+            files[path] = rules["ipset"]
+            exec_starts.append(f"{binaries['ipset']} -exist -file {path} restore")
         for family, text in rules.items():
+            if family == "ipset":
+                continue
             path = os.path.join(persist_dir, IPTABLES_FILES[family])
             files[path] = text
             exec_starts.append(f"{binaries[family]} --noflush {path}")

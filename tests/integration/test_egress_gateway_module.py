@@ -271,7 +271,8 @@ def test_persist_restores_after_reboot(lab, tmp_path, backend):
     expected = {"/etc/netkit-egress/sysctl.d/90-netkit-egress-gateway.conf",
                 "/etc/netkit-egress/systemd/netkit-egress-gateway.service"}
     expected |= ({"/etc/netkit-egress/egress_gateway.nft"} if backend == "nftables" else
-                 {"/etc/netkit-egress/egress_gateway.rules.v4", "/etc/netkit-egress/egress_gateway.rules.v6"})
+                 {"/etc/netkit-egress/egress_gateway.rules.v4", "/etc/netkit-egress/egress_gateway.rules.v6",
+                  "/etc/netkit-egress/egress_gateway.ipset"})
     assert set(apply["persisted_files"]) == expected
     unit = open(f"{etc}/systemd/netkit-egress-gateway.service").read()
     exec_starts = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
@@ -285,6 +286,9 @@ def test_persist_restores_after_reboot(lab, tmp_path, backend):
             lab.sh("gw", f"{tool} -D FORWARD -j NETKIT-EGRESS-FWD && {tool} -F NETKIT-EGRESS-FWD && "
                          f"{tool} -X NETKIT-EGRESS-FWD && {tool} -t nat -D POSTROUTING -j NETKIT-EGRESS-NAT && "
                          f"{tool} -t nat -F NETKIT-EGRESS-NAT && {tool} -t nat -X NETKIT-EGRESS-NAT")
+        # The sets the rules match on are gone after a reboot too: the unit must create them first.
+        lab.sh("gw", "for set in $(ipset list -n | grep '^netkit-egress-'); do ipset destroy $set; done")
+        assert lab.sh("gw", "ipset list -n").stdout.strip() == ""
     lab.sysctl("gw", "net.ipv4.ip_forward", 0)
     lab.sysctl("gw", "net.ipv6.conf.all.forwarding", 0)
     assert lab.whoami("m1", SRV1, PORT, timeout=1.0) is None

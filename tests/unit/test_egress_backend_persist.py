@@ -64,4 +64,15 @@ def test_persist_files_iptables_per_family():
     assert persist.exec_starts(files["/u/netkit-egress-gateway.service"]) == [
         ["/usr/sbin/iptables-legacy-restore", "--noflush", "/p/egress_gateway.rules.v4"],
         ["/usr/sbin/ip6tables-legacy-restore", "--noflush", "/p/egress_gateway.rules.v6"]]
-    assert len(persist.all_paths("/p", "/s", "/u")) == 5
+    assert len(persist.all_paths("/p", "/s", "/u")) == 6
+
+
+def test_persist_files_iptables_restore_the_sets_before_the_rules():
+    files = persist.render_files("iptables", {"ipv4": "*filter\nCOMMIT\n", "ipset": "create netkit-egress-p0-dst4 hash:net\n"},
+                                 {}, {"sysctl": "/sbin/sysctl", "ipset": "/usr/sbin/ipset",
+                                      "ipv4": "/usr/sbin/iptables-nft-restore"}, "/p", "/s", "/u")
+    assert files["/p/egress_gateway.ipset"] == "create netkit-egress-p0-dst4 hash:net\n"
+    assert persist.exec_starts(files["/u/netkit-egress-gateway.service"]) == [
+        ["/usr/sbin/ipset", "-exist", "-file", "/p/egress_gateway.ipset", "restore"],
+        ["/usr/sbin/iptables-nft-restore", "--noflush", "/p/egress_gateway.rules.v4"]]
+    assert "/p/egress_gateway.ipset" in persist.all_paths("/p", "/s", "/u")

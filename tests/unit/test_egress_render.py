@@ -1,6 +1,7 @@
 """Golden renders for nftables and iptables, and canonical comparison of what the kernel reports."""
 
 from ansible_collections.netkit.egress.plugins.module_utils import _egress_iptables as ipt
+from ansible_collections.netkit.egress.plugins.module_utils import _egress_ipset as ipset
 from ansible_collections.netkit.egress.plugins.module_utils import _egress_nft as nft
 from ansible_collections.netkit.egress.plugins.module_utils._egress_model import build_plan, validate
 
@@ -117,28 +118,85 @@ def test_nft_drift_is_detected():
 
 
 def test_iptables_golden_segmented_ipv4():
+    """One rule per path, ranges and network cidrs matched by ipset sets (not one rule per pair)."""
     plan = plan_for(SEGMENTED)
+    a4 = "-m set --match-set netkit-egress-p0-src4 src -m set --match-set netkit-egress-p0-dst4 dst"
+    b4 = "-m set --match-set netkit-egress-p2-src4 src -m set --match-set netkit-egress-p2-dst4 dst"
+    a4_back = "-m set --match-set netkit-egress-p0-dst4 src -m set --match-set netkit-egress-p0-src4 dst"
+    b4_back = "-m set --match-set netkit-egress-p2-dst4 src -m set --match-set netkit-egress-p2-src4 dst"
     assert ipt.render_restore(plan, "ipv4") == (
         "*filter\n"
         ":NETKIT-EGRESS-FWD - [0:0]\n"
         "-A NETKIT-EGRESS-FWD -o nm0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
         "-A NETKIT-EGRESS-FWD -i nm0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
-        '-A NETKIT-EGRESS-FWD -s 100.64.1.0/24 -d 192.0.2.0/24 -i nm0 -o up1 -m comment --comment "network=a" -j ACCEPT\n'
-        '-A NETKIT-EGRESS-FWD -s 100.64.2.0/24 -d 198.51.100.0/24 -i nm0 -o up1 -m comment --comment "network=b" -j ACCEPT\n'
-        '-A NETKIT-EGRESS-FWD -s 192.0.2.0/24 -d 100.64.1.0/24 -i up1 -o nm0 -m comment --comment "network=a" -j ACCEPT\n'
-        '-A NETKIT-EGRESS-FWD -s 198.51.100.0/24 -d 100.64.2.0/24 -i up1 -o nm0 -m comment --comment "network=b" -j ACCEPT\n'
-        "-A NETKIT-EGRESS-FWD -d 192.0.2.0/24 -i nm0 -j DROP\n"
-        "-A NETKIT-EGRESS-FWD -d 198.51.100.0/24 -i nm0 -j DROP\n"
+        f'-A NETKIT-EGRESS-FWD -i nm0 -o up1 {a4} -m comment --comment "network=a" -j ACCEPT\n'
+        f'-A NETKIT-EGRESS-FWD -i nm0 -o up1 {b4} -m comment --comment "network=b" -j ACCEPT\n'
+        f'-A NETKIT-EGRESS-FWD -i up1 -o nm0 {a4_back} -m comment --comment "network=a" -j ACCEPT\n'
+        f'-A NETKIT-EGRESS-FWD -i up1 -o nm0 {b4_back} -m comment --comment "network=b" -j ACCEPT\n'
+        "-A NETKIT-EGRESS-FWD -i nm0 -m set --match-set netkit-egress-all4 dst -j DROP\n"
         "-I FORWARD 1 -j NETKIT-EGRESS-FWD\n"
         "COMMIT\n"
         "*nat\n"
         ":NETKIT-EGRESS-NAT - [0:0]\n"
-        '-A NETKIT-EGRESS-NAT -s 100.64.1.0/24 -d 192.0.2.0/24 -o up1 -m comment --comment "network=a" -j MASQUERADE\n'
-        '-A NETKIT-EGRESS-NAT -s 100.64.2.0/24 -d 198.51.100.0/24 -o up1 -m comment --comment "network=b" -j MASQUERADE\n'
-        '-A NETKIT-EGRESS-NAT -s 192.0.2.0/24 -d 100.64.1.0/24 -o nm0 -m comment --comment "network=a" -j MASQUERADE\n'
-        '-A NETKIT-EGRESS-NAT -s 198.51.100.0/24 -d 100.64.2.0/24 -o nm0 -m comment --comment "network=b" -j MASQUERADE\n'
+        f'-A NETKIT-EGRESS-NAT -o up1 {a4} -m comment --comment "network=a" -j MASQUERADE\n'
+        f'-A NETKIT-EGRESS-NAT -o up1 {b4} -m comment --comment "network=b" -j MASQUERADE\n'
+        f'-A NETKIT-EGRESS-NAT -o nm0 {a4_back} -m comment --comment "network=a" -j MASQUERADE\n'
+        f'-A NETKIT-EGRESS-NAT -o nm0 {b4_back} -m comment --comment "network=b" -j MASQUERADE\n'
         "-I POSTROUTING 1 -j NETKIT-EGRESS-NAT\n"
         "COMMIT\n")
+
+
+def test_ipset_golden_segmented():
+    plan = plan_for(SEGMENTED)
+    assert ipset.desired_sets(plan, "ipv4") == {
+        "netkit-egress-p0-src4": ("ipv4", ("100.64.1.0/24",)), "netkit-egress-p0-dst4": ("ipv4", ("192.0.2.0/24",)),
+        "netkit-egress-p2-src4": ("ipv4", ("100.64.2.0/24",)), "netkit-egress-p2-dst4": ("ipv4", ("198.51.100.0/24",)),
+        "netkit-egress-all4": ("ipv4", ("192.0.2.0/24", "198.51.100.0/24"))}
+    script = ipset.render_restore(ipset.desired_sets(plan, "ipv6"), existing={"netkit-egress-p1-dst6-new"})
+    assert script == (
+        "create netkit-egress-p1-src6 hash:net family inet6\n"
+        "create netkit-egress-p1-src6-new hash:net family inet6 maxelem 65536\n"
+        "add netkit-egress-p1-src6-new fd00:1::/64\n"
+        "swap netkit-egress-p1-src6-new netkit-egress-p1-src6\n"
+        "destroy netkit-egress-p1-src6-new\n"
+        "destroy netkit-egress-p1-dst6-new\n"  # left over by an interrupted run: its size may differ
+        "create netkit-egress-p1-dst6 hash:net family inet6\n"
+        "create netkit-egress-p1-dst6-new hash:net family inet6 maxelem 65536\n"
+        "add netkit-egress-p1-dst6-new 2001:db8::/32\n"
+        "swap netkit-egress-p1-dst6-new netkit-egress-p1-dst6\n"
+        "destroy netkit-egress-p1-dst6-new\n"
+        "create netkit-egress-all6 hash:net family inet6\n"
+        "create netkit-egress-all6-new hash:net family inet6 maxelem 65536\n"
+        "add netkit-egress-all6-new 2001:db8::/32\n"
+        "swap netkit-egress-all6-new netkit-egress-all6\n"
+        "destroy netkit-egress-all6-new\n")
+    assert ipset.render_destroy(["netkit-egress-p7-dst4"]) == "destroy netkit-egress-p7-dst4\n"
+
+
+def test_ipset_whole_space_and_large_sets():
+    """hash:net refuses /0: it is stored as two halves and read back as /0; maxelem grows with the set."""
+    sets = {"netkit-egress-p0-dst4": ("ipv4", ("0.0.0.0/0",)),
+            "netkit-egress-p1-dst4": ("ipv4", tuple(f"10.{i // 256}.{i % 256}.0/24" for i in range(0, 140000, 2)))}
+    script = ipset.render_restore(sets)
+    assert "add netkit-egress-p0-dst4-new 0.0.0.0/1\nadd netkit-egress-p0-dst4-new 128.0.0.0/1\n" in script
+    assert "create netkit-egress-p1-dst4-new hash:net family inet maxelem 70000\n" in script
+    saved = ("create netkit-egress-p0-dst4 hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12\n"
+             "add netkit-egress-p0-dst4 128.0.0.0/1\nadd netkit-egress-p0-dst4 0.0.0.0/1\n"
+             "create netkit-egress-p9-dst6 hash:net family inet6 hashsize 1024 maxelem 65536\n"
+             "add netkit-egress-p9-dst6 2001:db8::1\nadd netkit-egress-p9-dst6 2001:db8::/127\n"
+             "create docker-owned hash:ip family inet hashsize 1024 maxelem 65536\nadd docker-owned 10.0.0.1\n")
+    assert ipset.parse_save(saved) == {"netkit-egress-p0-dst4": ("ipv4", ("0.0.0.0/0",)),
+                                       "netkit-egress-p9-dst6": ("ipv6", ("2001:db8::/127",))}
+
+
+def test_iptables_test_input_leaves_out_sets_that_do_not_exist_yet():
+    plan = plan_for(SEGMENTED)
+    restore = ipt.render_restore(plan, "ipv4")
+    testable = ipt.testable(restore, {"netkit-egress-p0-src4"})
+    assert "netkit-egress-p0-dst4" not in testable and "--match-set netkit-egress-p0-src4 src" in testable
+    assert '-A NETKIT-EGRESS-FWD -i nm0 -o up1 -m comment --comment "network=b" -j ACCEPT' in testable
+    assert "-A NETKIT-EGRESS-FWD -i nm0 -j DROP" in testable
+    assert ipt.testable(restore, set(ipset.desired_sets(plan))) == restore
 
 
 def test_iptables_jumps_only_when_missing_and_round_trip():
@@ -150,8 +208,14 @@ def test_iptables_jumps_only_when_missing_and_round_trip():
             "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n" + "\n".join(rules["nat"]) + "\nCOMMIT\n"
             "*filter\n:FORWARD DROP [3:180]\n:DOCKER-USER - [0:0]\n:NETKIT-EGRESS-FWD - [0:0]\n"
             "-A FORWARD -j NETKIT-EGRESS-FWD\n-A FORWARD -j DOCKER-USER\n" + "\n".join(rules["filter"]) + "\nCOMMIT\n")
-    parsed = ipt.parse_save(save)
+    sets = ipset.desired_sets(plan)
+    parsed = ipt.parse_save(save, sets)
     assert ipt.current_canonical(parsed) == ipt.desired_canonical(plan, "ipv4")
+    # A set whose content drifted, or that is missing, is a difference even though every rule is equal.
+    drifted = dict(sets, **{"netkit-egress-all4": ("ipv4", ("192.0.2.0/24",))})
+    assert ipt.current_canonical(ipt.parse_save(save, drifted)) != ipt.desired_canonical(plan, "ipv4")
+    missing = {name: value for name, value in sets.items() if name != "netkit-egress-p0-dst4"}
+    assert "ipset netkit-egress-p0-dst4: missing" in ipt.current_canonical(ipt.parse_save(save, missing))
     removal = ipt.render_removal(parsed)
     assert "-D FORWARD -j NETKIT-EGRESS-FWD\n-F NETKIT-EGRESS-FWD\n-X NETKIT-EGRESS-FWD" in removal
     assert "DOCKER" not in removal and "MASQUERADE" not in removal
@@ -171,8 +235,10 @@ def test_rendered_state_runs_offline_and_needs_an_interface():
     params = {"backend": "iptables", "iptables_variant": "auto", "network_interface": "wg-not-here",
               "ranges": ["192.0.2.9/24", "2001:db8::/32"], "interface": "eth9"}
     result = run_rendered(params, validate(params))
-    assert set(result["rendered"]) == {"ipv4", "ipv6"} and result["changed"] is False
-    assert "-A NETKIT-EGRESS-NAT -d 2001:db8::/32 -o eth9 -j MASQUERADE" in result["rendered"]["ipv6"]
+    assert set(result["rendered"]) == {"ipv4", "ipv6", "ipset"} and result["changed"] is False
+    assert ("-A NETKIT-EGRESS-NAT -o eth9 -m set --match-set netkit-egress-p1-dst6 dst -j MASQUERADE"
+            in result["rendered"]["ipv6"])
+    assert "add netkit-egress-p1-dst6-new 2001:db8::/32\n" in result["rendered"]["ipset"]
     params = dict(params, backend="auto")
     assert run_rendered(params, validate(params))["rendered"].startswith("table inet netkit_egress {}\n")
     params.pop("interface")

@@ -1,0 +1,573 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""netkit.egress benchmarks: control plane and data plane, side by side with what users would otherwise do.
+
+    ./run bench                      everything (about 15 minutes on 2 cores)
+    ./run bench --only converge,dataplane --reps 3
+    ./run bench --quick              smaller sizes, one repetition: a smoke run of every figure
+
+Everything happens inside network namespaces named ``nkb<pid>-*`` that this script creates and always
+removes (also on failure or Ctrl-C); the machine's own firewall, routes, addresses and sysctls are never
+touched. Prints one table and writes it as JSON to bench/results/latest.json (see docs/performance.md for
+what each figure means).
+
+How a module is timed: exactly what Ansible runs on a target, without the controller: the module file
+executed by the target's Python inside the namespace (``ip netns exec NS /usr/bin/python3 -m
+ansible_collections.netkit.egress.plugins.modules.NAME ARGS.json``, with ``ansible.module_utils`` and the
+collection on PYTHONPATH), its wall time measured around the process and its peak memory taken from the
+kernel's accounting of that process tree (``os.wait4``: the largest resident set of the module or a command
+it ran). One row runs the same module through ansible-playbook to show what the controller adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "lab"))
+
+import netlab  # noqa: E402
+
+PYTHON = "/usr/bin/python3"
+MODULE_PACKAGE = "ansible_collections.netkit.egress.plugins.modules"
+RESULTS = os.path.join(HERE, "results", "latest.json")
+SIZES = (100, 1000, 10000)
+TARGETS = {"converge": 1.5, "noop": 1.2, "peers": 100.0, "dataplane": 0.95}
+
+
+# ---- small helpers --------------------------------------------------------------------------
+def summary(values):
+    values = [value for value in values if value is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def spaced_ranges(count, last=None):
+    """``count`` IPv4 /24s in 10.0.0.0/8 that no two merge (every other /24); ``last`` replaces the final one
+    (the range the data-plane traffic goes to: the worst case for linear rules)."""
+    ranges = [f"10.{i // 128}.{2 * (i % 128)}.0/24" for i in range(count)]
+    if last and ranges:
+        ranges[-1] = last
+    return ranges
+
+
+def spaced_destinations(count):
+    """``count`` /28s in 172.16.0.0/12, every other one."""
+    base = (172 << 24) | (16 << 16)
+    texts = []
+    for index in range(count):
+        value = base + index * 32
+        texts.append(f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/28")
+    return texts
+
+
+class Bench:
+    def __init__(self, reps, quick):
+        self.reps = reps
+        self.quick = quick
+        self.prefix = f"nkb{os.getpid() % 10000}"
+        self.tmp = tempfile.mkdtemp(prefix="netkit-bench-")
+        self.pythonpath = self._stage()
+        self.labs = []
+        self.rows = []
+        self.started = time.monotonic()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def new_lab(self, suffix):
+        lab = netlab.Lab(f"{self.prefix}{suffix}"[:8])
+        lab.destroy()
+        self.labs.append(lab)
+        return lab
+
+    def close(self):
+        for lab in self.labs:
+            lab.destroy()
+        self.labs = []
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _stage(self):
+        """A PYTHONPATH with only ansible (for ansible.module_utils) and the collection, as on a target."""
+        import ansible
+
+        stage = os.path.join(self.tmp, "pythonpath")
+        os.makedirs(stage)
+        os.symlink(os.path.dirname(ansible.__file__), os.path.join(stage, "ansible"))
+        os.symlink(os.path.join(REPO, ".venv", "collections", "ansible_collections"),
+                   os.path.join(stage, "ansible_collections"))
+        return stage
+
+    def row(self, figure, name, value, unit, baseline=None, ratio=None, target=None, note=""):
+        entry = {"figure": figure, "name": name, "value": value, "unit": unit, "baseline": baseline,
+                 "ratio": ratio, "target": target, "note": note}
+        if ratio is not None and target is not None:
+            better_high = figure in ("peers", "dataplane")
+            entry["met"] = ratio["median"] >= target if better_high else ratio["median"] <= target
+        self.rows.append(entry)
+        print(format_row(entry), flush=True)
+
+    # ---- running things in namespaces ---------------------------------------------------
+    def timed(self, lab, host, argv, data=None, timeout=600):
+        start = time.perf_counter()
+        proc = subprocess.run(["ip", "netns", "exec", lab.ns(host)] + list(argv), input=data, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed in {host}: {proc.stderr.strip()[:500]}")
+        return elapsed, proc.stdout
+
+    def module(self, lab, host, name, args, check=False):
+        """(wall seconds, peak RSS in KiB, result) of one module run, executed as Ansible executes it."""
+        args_path = os.path.join(self.tmp, f"{name}-args.json")
+        with open(args_path, "w") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}, handle)
+        out_path = os.path.join(self.tmp, f"{name}-out.json")
+        with open(out_path, "w") as out, open(out_path + ".stderr", "w") as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(["ip", "netns", "exec", lab.ns(host), "env", f"PYTHONPATH={self.pythonpath}",
+                                     PYTHON, "-m", f"{MODULE_PACKAGE}.{name}", args_path], stdout=out, stderr=err)
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            elapsed = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        with open(out_path) as handle:
+            text = handle.read()
+        try:
+            result = json.loads(text[text.index("{"):])
+        except ValueError:
+            with open(out_path + ".stderr") as handle:
+                raise RuntimeError(f"{name} in {host} printed no JSON: {text[:500]} {handle.read()[:500]}") from None
+        if result.get("failed"):
+            raise RuntimeError(f"{name} in {host} failed: {result.get('msg')}")
+        return elapsed, usage.ru_maxrss, result
+
+
+def format_row(entry):
+    def fmt(stat, unit):
+        if stat is None:
+            return "-"
+        if unit == "s":
+            return f"{stat['median']:.3f} [{stat['min']:.3f}-{stat['max']:.3f}]"
+        if unit in ("Gbit/s", "x"):
+            return f"{stat['median']:.2f} [{stat['min']:.2f}-{stat['max']:.2f}]"
+        if unit == "%":
+            return f"{100 * stat['median']:.1f} % [{100 * stat['min']:.1f}-{100 * stat['max']:.1f}]"
+        return f"{stat['median']:,.0f} [{stat['min']:,.0f}-{stat['max']:,.0f}]"
+    ratio_unit = "%" if entry["figure"] == "dataplane" else "x"
+    target = ""
+    if entry.get("target") is not None:
+        sign = ">=" if entry["figure"] in ("peers", "dataplane") else "<="
+        shown = f"{100 * entry['target']:.0f} %" if ratio_unit == "%" else f"{entry['target']:g}x"
+        target = f"{sign} {shown} {'met' if entry.get('met') else 'MISSED'}"
+    return (f"| {entry['figure']} | {entry['name']} | {fmt(entry['value'], entry['unit'])} {entry['unit']} | "
+            f"{fmt(entry['baseline'], entry['unit'])} | {fmt(entry['ratio'], ratio_unit)} | {target} | "
+            f"{entry['note']} |")
+
+
+TABLE_HEADER = ("| figure | what | ours: median [min-max] | baseline | ratio (pairwise) | target | baseline is |\n"
+                "|---|---|---|---|---|---|---|")
+
+
+# ---- topology for the control-plane figures -------------------------------------------------
+def gateway_host(bench, suffix):
+    """gw: nm0 (the members' side) and up1 (192.0.2.1/24, default route): every range routes out of up1."""
+    lab = bench.new_lab(suffix)
+    lab.add_host("gw")
+    lab.add_host("up")
+    lab.link("gw", "nm0", "up", "m0")
+    lab.link("gw", "up1", "up", "eth0")
+    lab.addr("gw", "nm0", "100.64.0.1/24")
+    lab.addr("gw", "up1", "192.0.2.1/24")
+    lab.addr("up", "eth0", "192.0.2.254/24")
+    lab.route("gw", "default", via="192.0.2.254")
+    return lab
+
+
+def parse_nat_commands(commands):
+    """nat_policy's commands -> (nft script, {family flag: [ip batch lines]})."""
+    script, batches, inside = [], {}, False
+    for line in commands:
+        if line.startswith("nft -f - <<"):
+            inside = True
+        elif inside and line == "EOF":
+            inside = False
+        elif inside:
+            script.append(line)
+        elif line.startswith("ip "):
+            flag, rest = line.split(" ", 2)[1:]
+            batches.setdefault(flag, []).append(rest)
+    return "\n".join(script) + "\n", batches
+
+
+def figure_converge(bench):
+    lab = gateway_host(bench, "c")
+    sizes = (100, 1000) if bench.quick else SIZES
+    for backend in ("nftables", "iptables"):
+        for size in sizes:
+            args = {"network_interface": "nm0", "ranges": spaced_ranges(size), "backend": backend,
+                    "iptables_variant": "nft"}
+            applies, raws, noops, reads, memory = [], [], [], [], []
+            for _rep in range(bench.reps):
+                bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+                seconds, peak, result = bench.module(lab, "gw", "egress_gateway", args)
+                assert result["changed"], "the first run must change the host"
+                applies.append(seconds)
+                memory.append(peak)
+                seconds, _peak, again = bench.module(lab, "gw", "egress_gateway", args)
+                assert not again["changed"], again["commands"][:3]
+                noops.append(seconds)
+                if backend == "nftables":
+                    reads.append(bench.timed(lab, "gw", ["nft", "-j", "list", "table", "inet", "netkit_egress"])[0])
+                else:
+                    reads.append(bench.timed(lab, "gw", ["iptables-nft-save"])[0]
+                                 + bench.timed(lab, "gw", ["ipset", "save"])[0])
+                bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+                rendered = result["rendered"]
+                if backend == "nftables":
+                    raws.append(bench.timed(lab, "gw", ["nft", "-f", "-"], data=rendered)[0])
+                else:
+                    raws.append(bench.timed(lab, "gw", ["ipset", "-exist", "restore"], data=rendered["ipset"])[0]
+                                + bench.timed(lab, "gw", ["iptables-nft-restore", "--noflush"],
+                                              data=rendered["ipv4"])[0])
+            raw_name = "nft -f" if backend == "nftables" else "ipset restore + iptables-nft-restore"
+            read_name = ("nft -j list table" if backend == "nftables" else "iptables-nft-save + ipset save")
+            bench.row("converge", f"egress_gateway {backend}, {size:,} ranges: apply", summary(applies), "s",
+                      summary(raws), summary([a / r for a, r in zip(applies, raws)]),
+                      TARGETS["converge"] if size == 10000 else None, f"raw {raw_name} of its rendered rules")
+            bench.row("converge", f"egress_gateway {backend}, {size:,} ranges: no-op re-run", summary(noops), "s",
+                      summary(reads), summary([n / r for n, r in zip(noops, reads)]),
+                      TARGETS["noop"] if size == 10000 else None, f"reading the state once: {read_name}")
+            if size == max(sizes):
+                bench.row("memory", f"egress_gateway {backend}, {size:,} ranges: peak RSS",
+                          summary([kib / 1024 for kib in memory]), "MiB", note="largest process of the module run")
+    # The fixed cost of any module run: interpreter, AnsibleModule, arguments, JSON out.
+    floors = [bench.module(lab, "gw", "egress_gateway", {"state": "rendered", "network_interface": "nm0"})[0] for _rep in range(bench.reps)]
+    bench.row("converge", "egress_gateway state=rendered, no ranges (module start-up floor)", summary(floors), "s")
+    figure_nat_policy(bench, lab, sizes)
+    figure_playbook_row(bench, lab)
+
+
+def figure_nat_policy(bench, lab, sizes):
+    egress_ips = [f"192.0.2.{100 + index}" for index in range(10)]
+    cases = [(f"1 policy, {size:,} sources + {size:,} destinations",
+              [{"name": "bulk", "egress_ip": egress_ips[0], "sources": spaced_ranges(size),
+                "destinations": spaced_destinations(size)}], size == 10000) for size in sizes]
+    cases.append(("1,000 policies over 10 egress IPs",
+                  [{"name": f"p{index:04d}", "egress_ip": egress_ips[index % 10],
+                    "sources": [f"10.{index // 256}.{index % 256}.7/32"], "destinations": ["203.0.113.0/24"]}
+                   for index in range(100 if bench.quick else 1000)], True))
+    for name, config, targeted in cases:
+        args = {"role": "source", "state": "overridden", "config": config}
+        applies, raws, noops, reads, memory = [], [], [], [], []
+        for _rep in range(bench.reps):
+            bench.module(lab, "gw", "nat_policy", {"role": "source", "state": "deleted", "config": []})
+            seconds, peak, result = bench.module(lab, "gw", "nat_policy", args)
+            assert result["changed"]
+            applies.append(seconds)
+            memory.append(peak)
+            seconds, _peak, again = bench.module(lab, "gw", "nat_policy", args)
+            assert not again["changed"], again["commands"][:3]
+            noops.append(seconds)
+            read = bench.timed(lab, "gw", ["nft", "-j", "list", "table", "inet", "netkit_egress_nat"])[0]
+            for flag in ("-4", "-6"):
+                read += bench.timed(lab, "gw", ["ip", "-j", flag, "rule", "show"])[0]
+                read += bench.timed(lab, "gw", ["ip", "-j", flag, "route", "show", "table", "all", "proto", "201"])[0]
+            reads.append(read)
+            bench.module(lab, "gw", "nat_policy", {"role": "source", "state": "deleted", "config": []})
+            script, batches = parse_nat_commands(result["commands"])
+            raw = bench.timed(lab, "gw", ["nft", "-f", "-"], data=script)[0]
+            for flag, lines in batches.items():
+                raw += bench.timed(lab, "gw", ["ip", flag, "-batch", "-"], data="\n".join(lines) + "\n")[0]
+            raws.append(raw)
+        bench.row("converge", f"nat_policy source, {name}: apply", summary(applies), "s", summary(raws),
+                  summary([a / r for a, r in zip(applies, raws)]), TARGETS["converge"] if targeted else None,
+                  "raw nft -f + ip -batch of its rendered commands")
+        bench.row("converge", f"nat_policy source, {name}: no-op re-run", summary(noops), "s", summary(reads),
+                  summary([n / r for n, r in zip(noops, reads)]), TARGETS["noop"] if targeted else None,
+                  "reading the state once: nft -j list table + ip -j rule/route show (both families)")
+        if targeted:
+            bench.row("memory", f"nat_policy source, {name}: peak RSS", summary([kib / 1024 for kib in memory]),
+                      "MiB", note="largest process of the module run")
+    bench.module(lab, "gw", "nat_policy", {"role": "source", "state": "deleted", "config": []})
+
+
+# ---- Ansible runs ----------------------------------------------------------------------------
+def write_yaml(bench, name, data):
+    import yaml
+
+    path = os.path.join(bench.tmp, name)
+    with open(path, "w") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    return path
+
+
+def playbook_seconds(playbook, inventory, forks=10, extra_env=None):
+    env = netlab.ansible_env(dict({"ANSIBLE_FORKS": str(forks), "ANSIBLE_PIPELINING": "True"}, **(extra_env or {})))
+    start = time.perf_counter()
+    proc = subprocess.run([netlab.ansible_bin("ansible-playbook"), "-i", inventory, playbook], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=1800, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"ansible-playbook {playbook} failed: {(proc.stdout + proc.stderr)[-2000:]}")
+    return elapsed, proc.stdout
+
+
+def single_host_inventory(bench, lab, host="gw"):
+    return write_yaml(bench, f"inventory-{host}.yml", {"all": {
+        "vars": {"ansible_connection": "netkit.egress.netns", "ansible_python_interpreter": PYTHON},
+        "hosts": {host: {"ansible_host": lab.ns(host)}}}})
+
+
+def figure_playbook_row(bench, lab):
+    """The same module and 10,000 ranges through ansible-playbook: what the controller adds."""
+    size = 1000 if bench.quick else 10000
+    args = {"network_interface": "nm0", "ranges": spaced_ranges(size), "backend": "nftables"}
+    play = write_yaml(bench, "gateway-play.yml", [{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "egress gateway", "netkit.egress.egress_gateway": args}]}])
+    inventory = single_host_inventory(bench, lab)
+    direct, playbook = [], []
+    for _rep in range(bench.reps):
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+        direct.append(bench.module(lab, "gw", "egress_gateway", args)[0])
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+        playbook.append(playbook_seconds(play, inventory)[0])
+    bench.row("converge", f"egress_gateway nftables, {size:,} ranges: apply through ansible-playbook",
+              summary(playbook), "s", summary(direct), summary([p / d for p, d in zip(playbook, direct)]),
+              note="the module run directly (pipelining on, one task)")
+    bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+
+
+# ---- the peers' approach ---------------------------------------------------------------------
+def figure_peers(bench):
+    lab = gateway_host(bench, "p")
+    count = 100 if bench.quick else 1000
+    ranges = spaced_ranges(count)
+    ours_args = {"network_interface": "nm0", "ranges": ranges, "nat": False, "backend": "iptables",
+                 "iptables_variant": "nft"}
+    peer_rule = "-A FORWARD -i nm0 -o up1 -d {} -j ACCEPT"
+    script = os.path.join(bench.tmp, "rule-by-rule.sh")
+    with open(script, "w") as handle:
+        handle.write("set -e\n" + "".join(f"iptables-nft {peer_rule.format(cidr)}\n" for cidr in ranges))
+    ours, ours_playbook, per_process = [], [], []
+    play = write_yaml(bench, "peers-ours.yml", [{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "egress gateway", "netkit.egress.egress_gateway": ours_args}]}])
+    inventory = single_host_inventory(bench, lab)
+    for _rep in range(bench.reps):
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+        ours.append(bench.module(lab, "gw", "egress_gateway", ours_args)[0])
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+        ours_playbook.append(playbook_seconds(play, inventory)[0])
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+        per_process.append(bench.timed(lab, "gw", ["sh", script])[0])
+        bench.timed(lab, "gw", ["iptables-nft", "-F", "FORWARD"])
+    bench.row("peers", f"{count:,} rules: one iptables -A process per rule (netclient style)",
+              summary(ours), "s", summary(per_process), summary([p / o for p, o in zip(per_process, ours)]),
+              TARGETS["peers"], "ours: egress_gateway module run (iptables backend, same ranges)")
+    # One ansible.builtin.iptables task per rule (a loop) costs about half a second per rule here: 1,000 rules
+    # would take ten minutes. The first `sample` rules are measured and scaled to `count` (linear scaling
+    # favours the peer: each rule costs more as the chain grows).
+    sample = 50 if bench.quick else 200
+    peer_play = write_yaml(bench, "peers-builtin.yml", [{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "one rule per range", "ansible.builtin.iptables": {
+            "chain": "FORWARD", "in_interface": "nm0", "out_interface": "up1", "destination": "{{ item }}",
+            "jump": "ACCEPT"}, "loop": ranges[:sample]}]}])
+    builtin = [playbook_seconds(peer_play, inventory)[0] * count / sample]
+    rules = bench.timed(lab, "gw", ["iptables-save", "-t", "filter"])[1].count("-A FORWARD ")
+    assert rules == sample, f"ansible.builtin.iptables left {rules} rules, expected {sample}"
+    bench.timed(lab, "gw", ["iptables", "-F", "FORWARD"])
+    bench.row("peers", f"{count:,} rules: one ansible.builtin.iptables task per rule (loop)",
+              summary(ours_playbook), "s", summary(builtin),
+              summary([builtin[0] / value for value in ours_playbook]), TARGETS["peers"],
+              f"ours: the same ranges in one egress_gateway task, both through ansible-playbook; peer: "
+              f"{sample} rules measured once, x{count // sample}")
+
+
+# ---- data plane ------------------------------------------------------------------------------
+CLIENT, SERVER = "198.18.0.2", "203.0.113.10"
+
+
+def linear_rules(ranges):
+    forward = "".join(f"-A FORWARD -d {cidr} -i nm0 -o up1 -j ACCEPT\n" for cidr in ranges)
+    nat = "".join(f"-A POSTROUTING -d {cidr} -o up1 -j MASQUERADE\n" for cidr in ranges)
+    return f"*filter\n{forward}COMMIT\n*nat\n{nat}COMMIT\n"
+
+
+def iperf(bench, lab, udp, seconds):
+    argv = ["iperf3", "-c", SERVER, "-t", str(seconds), "-J"]
+    if udp:
+        argv += ["-u", "-b", "0", "-l", "64"]
+    _elapsed, out = bench.timed(lab, "cl", argv, timeout=seconds + 30)
+    report = json.loads(out)["end"]
+    if udp:
+        total = report["sum"]
+        return (total["packets"] - total["lost_packets"]) / total["seconds"]
+    return report["sum_received"]["bits_per_second"] / 1e9
+
+
+def figure_dataplane(bench):
+    lab = bench.new_lab("d")
+    for host in ("cl", "gw", "sv"):
+        lab.add_host(host)
+    lab.link("cl", "eth0", "gw", "nm0")
+    lab.link("gw", "up1", "sv", "eth0")
+    lab.addr("cl", "eth0", f"{CLIENT}/24")
+    lab.addr("gw", "nm0", "198.18.0.1/24")
+    lab.addr("gw", "up1", "203.0.113.1/24")
+    lab.addr("sv", "eth0", f"{SERVER}/24")
+    lab.route("cl", "default", via="198.18.0.1")
+    lab.route("sv", "198.18.0.0/24", via="203.0.113.1")  # "no rules" has no NAT: the server routes back
+    lab.route("gw", "default", via=SERVER)  # every range routes out of up1
+    lab.sysctl("gw", "net.ipv4.ip_forward", 1)
+    server = subprocess.Popen(["ip", "netns", "exec", lab.ns("sv"), "iperf3", "-s"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    lab._servers.append(server)
+    time.sleep(0.5)
+    size = 1000 if bench.quick else 10000
+    ranges = spaced_ranges(size, last="203.0.113.0/24")
+    seconds = 2 if bench.quick else 3
+
+    def ours(backend, variant="nft", count=size):
+        chosen = ranges[-count:]
+        return lambda: bench.module(lab, "gw", "egress_gateway", {"network_interface": "nm0", "ranges": chosen,
+                                                                  "backend": backend, "iptables_variant": variant})
+
+    def ours_reset():
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+
+    def peers(variant):
+        return lambda: bench.timed(lab, "gw", [f"iptables-{variant}-restore", "--noflush"], data=linear_rules(ranges))
+
+    def peers_reset(variant):
+        return lambda: (bench.timed(lab, "gw", [f"iptables-{variant}", "-F", "FORWARD"]),
+                        bench.timed(lab, "gw", [f"iptables-{variant}", "-t", "nat", "-F", "POSTROUTING"]))
+
+    configs = [
+        ("no rules", None, None),
+        ("ours nftables, 1 range", ours("nftables", count=1), ours_reset),
+        (f"ours nftables, {size:,} ranges", ours("nftables"), ours_reset),
+        (f"ours iptables-nft + ipset, {size:,} ranges", ours("iptables", "nft"), ours_reset),
+        (f"ours iptables-legacy + ipset, {size:,} ranges", ours("iptables", "legacy"), ours_reset),
+        (f"peers: {size:,} linear rules, iptables-nft", peers("nft"), peers_reset("nft")),
+        (f"peers: {size:,} linear rules, iptables-legacy", peers("legacy"), peers_reset("legacy")),
+    ]
+    tcp = {name: [] for name, _a, _r in configs}
+    udp = {name: [] for name, _a, _r in configs}
+    for _rep in range(bench.reps):
+        for name, apply, reset in configs:
+            if apply:
+                apply()
+            tcp[name].append(iperf(bench, lab, False, seconds))
+            udp[name].append(iperf(bench, lab, True, seconds))
+            if reset:
+                reset()
+    base = "no rules"
+    for name, _apply, _reset in configs:
+        targeted = name.startswith("ours") and "1 range" not in name
+        ratio_tcp = None if name == base else summary([v / b for v, b in zip(tcp[name], tcp[base])])
+        ratio_udp = None if name == base else summary([v / b for v, b in zip(udp[name], udp[base])])
+        bench.row("dataplane", f"{name}: one TCP stream", summary(tcp[name]), "Gbit/s", summary(tcp[base]),
+                  ratio_tcp, TARGETS["dataplane"] if targeted else None, "no rules (forwarding only)")
+        bench.row("dataplane", f"{name}: UDP 64-byte payload", summary(udp[name]), "pps", summary(udp[base]),
+                  ratio_udp, TARGETS["dataplane"] if targeted else None, "no rules (forwarding only)")
+
+
+# ---- fleet -----------------------------------------------------------------------------------
+def figure_fleet(bench):
+    sizes = (10,) if bench.quick else (10, 50)
+    forks = 10
+    results = {}
+    for count in sizes:
+        lab = bench.new_lab(f"f{count}")
+        lab.add_host("sw")
+        lab.add_host("up")
+        lab.bridge("sw", "br0")
+        gateways = {"gw1": ("10.100.0.1", "192.168.50"), "gw2": ("10.100.0.2", "192.168.60")}
+        members = [f"m{index}" for index in range(1, count - len(gateways) + 1)]
+        for name, (mesh, office) in gateways.items():
+            lab.add_host(name)
+            lab.attach("sw", "br0", name, "nm0")
+            lab.addr(name, "nm0", f"{mesh}/16")
+            lab.link(name, "eth1", "up", f"u{name}")
+            lab.addr(name, "eth1", f"{office}.1/24")
+        for index, name in enumerate(members):
+            lab.add_host(name)
+            lab.attach("sw", "br0", name, "nm0")
+            lab.addr(name, "nm0", f"10.100.1.{index + 1}/16")
+        inventory = write_yaml(bench, f"fleet-{count}.yml", {"all": {
+            "vars": {"ansible_connection": "netkit.egress.netns", "ansible_python_interpreter": PYTHON},
+            "children": {
+                "egress_gateways": {"hosts": {name: {
+                    "ansible_host": lab.ns(name), "egress_gateway_network_interface": "nm0",
+                    "egress_gateway_ranges": [f"{office}.0/24"]} for name, (_mesh, office) in gateways.items()}},
+                "egress_clients": {"vars": {"egress_client_network_interface": "nm0"},
+                                   "hosts": {name: {"ansible_host": lab.ns(name)} for name in members}}}}})
+        playbook = os.path.join(REPO, "playbooks", "egress_gateway.yml")
+        converge = [playbook_seconds(playbook, inventory, forks)[0]]
+        noop = [playbook_seconds(playbook, inventory, forks)[0] for _rep in range(max(1, bench.reps - 1))]
+        routes = lab.sh(members[-1], "ip -4 route show 192.168.50.0/24").stdout
+        assert "via 10.100.0.1" in routes, f"client has no route through gw1: {routes!r}"
+        results[count] = (converge, noop)
+        per_host = summary([value / count for value in converge])
+        bench.row("fleet", f"egress_gateway.yml, {count} hosts: converge", summary(converge), "s",
+                  note=f"forks={forks}, pipelining on; per host {per_host['median']:.2f} s")
+        bench.row("fleet", f"egress_gateway.yml, {count} hosts: no-op re-run", summary(noop), "s",
+                  note=f"per host {statistics.median(noop) / count:.2f} s")
+        lab.destroy()
+    if len(results) == 2:
+        (small, (c10, n10)), (large, (c50, n50)) = sorted(results.items())
+        bench.row("fleet", f"growth {small} -> {large} hosts (converge)", summary([c / p for c, p in zip(c50, c10)]),
+                  "x", note=f"hosts x{large // small}; linear growth would be x{large // small}")
+
+
+FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane, "fleet": figure_fleet}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(FIGURES), help="comma separated: " + ", ".join(FIGURES))
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each figure (median, min, max)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the benchmark creates network namespaces")
+    bench = Bench(max(1, args.reps), args.quick)
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    print(TABLE_HEADER, flush=True)
+    try:
+        for name in args.only.split(","):
+            FIGURES[name.strip()](bench)
+    finally:
+        bench.close()
+    elapsed = time.monotonic() - bench.started
+    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": elapsed, "reps": bench.reps,
+              "quick": bench.quick, "cpus": os.cpu_count(), "kernel": os.uname().release, "rows": bench.rows}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print()
+    print(TABLE_HEADER)
+    for entry in bench.rows:
+        print(format_row(entry))
+    missed = [entry["name"] for entry in bench.rows if entry.get("met") is False]
+    print(f"\n{len(bench.rows)} figures in {elapsed:.0f} s; targets missed: {len(missed)}; JSON: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
