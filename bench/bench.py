@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: netkit.egress contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -534,7 +533,7 @@ FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figu
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--only", default=",".join(FIGURES), help="comma separated: " + ", ".join(FIGURES))
     parser.add_argument("--reps", type=int, default=3, help="repetitions of each figure (median, min, max)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")

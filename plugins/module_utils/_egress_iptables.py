@@ -82,8 +82,10 @@ def desired_rules(plan, family):
         for index, path in indexed:
             if path.network is not None:
                 source_set, destination_set = _path_sets(index, path)
+                # the way back: the path's destinations are the sources
+                reverse = _set_matches(source_set=destination_set, destination_set=source_set)
                 forward.append(_rule(FORWARD_CHAIN, in_if=path.interface, out_if=nif,
-                                     extra=_set_matches(destination_set, source_set) + _comment(path.network)))
+                                     extra=reverse + _comment(path.network)))
     if plan.segmented and plan.union.get(family):
         forward.append(_rule(FORWARD_CHAIN, in_if=nif, extra=_set_matches(None, ipset.union_set_name(family)),
                              target="DROP"))
@@ -99,8 +101,8 @@ def desired_rules(plan, family):
         for index, path in indexed:
             if path.network is not None:
                 source_set, destination_set = _path_sets(index, path)
-                nat.append(_rule(NAT_CHAIN, out_if=nif,
-                                 extra=_set_matches(destination_set, source_set) + _comment(path.network),
+                reverse = _set_matches(source_set=destination_set, destination_set=source_set)
+                nat.append(_rule(NAT_CHAIN, out_if=nif, extra=reverse + _comment(path.network),
                                  target="MASQUERADE"))
     return {"filter": forward, "nat": nat}
 
