@@ -250,7 +250,12 @@ def figure_converge(bench):
             if size == max(sizes):
                 bench.row("memory", f"egress_gateway {backend}, {size:,} ranges: peak RSS",
                           summary([kib / 1024 for kib in memory]), "MiB", note="largest process of the module run")
-    # The fixed cost of any module run: interpreter, AnsibleModule, arguments, JSON out.
+    # Parts of a run the raw apply does not do: the route lookup of every range (one ip -batch) ...
+    probes = "".join(f"route get {cidr.split('/')[0]}\n" for cidr in spaced_ranges(max(sizes)))
+    lookups = [bench.timed(lab, "gw", ["ip", "-j", "-force", "-batch", "-"], data=probes)[0] for _rep in range(bench.reps)]
+    bench.row("converge", f"part of a run: route lookups of {max(sizes):,} ranges (ip -j -batch)", summary(lookups), "s",
+              note="raw, without the module")
+    # ... and the fixed cost of any module run: interpreter, AnsibleModule, arguments, JSON out.
     floors = [bench.module(lab, "gw", "egress_gateway", {"state": "rendered", "network_interface": "nm0"})[0] for _rep in range(bench.reps)]
     bench.row("converge", "egress_gateway state=rendered, no ranges (module start-up floor)", summary(floors), "s")
     figure_nat_policy(bench, lab, sizes)

@@ -11,7 +11,10 @@ about 15 to 1 Gbit/s with iptables-nft). ipset works the same under both iptable
 
 We own the sets named ``netkit-egress-*``, and nothing else. A set's content is replaced atomically: the
 new content is filled into ``<name>-new`` and swapped in (``ipset swap``), so a packet sees the old or the
-new set, never a half-filled one. The same ``ipset -exist restore`` input creates the sets at boot.
+new set, never a half-filled one. A run prepares (new sets, ``-new`` contents) before the rules change and
+swaps after they changed, so a failed rule change is undone by destroying what was prepared, leaving the
+host's sets untouched. ``render_restore`` does all of it in one ``ipset -exist restore`` input: that is the
+boot file and the ``rendered`` output.
 """
 
 from __future__ import annotations
@@ -61,12 +64,13 @@ def _members(elements):
     return [half for element in elements for half in HALVES.get(element, (element,))]
 
 
-def render_restore(sets, existing=()):
+def render_restore(sets, existing=(), keep_temp=False):
     """``ipset -exist restore`` input that leaves each set with exactly its elements.
 
     ``create NAME`` without size options is a no-op for an existing set under ``-exist``; the content is
     built in ``NAME-new`` and swapped in. ``existing``: names on the host now, so that a ``-new`` set
-    left over by an interrupted run is destroyed first (its size options may differ)."""
+    left over by an interrupted run is destroyed first (its size options may differ). ``keep_temp`` leaves
+    ``NAME-new`` (holding the content swapped out) for a later ``destroy``, as undoing a commit needs."""
     lines = []
     for name, (family, elements) in sets.items():
         temp = name + TEMP_SUFFIX
@@ -76,8 +80,41 @@ def render_restore(sets, existing=()):
         lines += [f"create {name} {SET_TYPE} family {IPSET_FAMILY[family]}",
                   f"create {temp} {SET_TYPE} family {IPSET_FAMILY[family]} maxelem {max(MIN_MAXELEM, len(members))}"]
         lines += [f"add {temp} {member}" for member in members]
-        lines += [f"swap {temp} {name}", f"destroy {temp}"]
+        lines.append(f"swap {temp} {name}")
+        if not keep_temp:
+            lines.append(f"destroy {temp}")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def render_prepare(sets, existing):
+    """Before the rules change: sets that do not exist yet are created with their content; for sets that
+    exist with other content, the new content is built in ``NAME-new`` (``render_commit`` swaps it in once the
+    rules are in). Nothing a packet sees changes yet, and undoing it is destroying what it created."""
+    lines = []
+    for name, (family, elements) in changed_sets(sets, existing).items():
+        members = _members(elements)
+        target = name + TEMP_SUFFIX if name in existing else name
+        if target in existing:
+            lines.append(f"destroy {target}")  # left over by an interrupted run: its size may differ
+        lines.append(f"create {target} {SET_TYPE} family {IPSET_FAMILY[family]} "
+                     f"maxelem {max(MIN_MAXELEM, len(members))}")
+        lines += [f"add {target} {member}" for member in members]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def prepared_names(sets, existing):
+    return [name + TEMP_SUFFIX if name in existing else name for name in changed_sets(sets, existing)]
+
+
+def render_commit(sets, existing):
+    """After the rules: the prepared content of existing sets swapped in (atomic per set)."""
+    return "".join(f"swap {name}{TEMP_SUFFIX} {name}\ndestroy {name}{TEMP_SUFFIX}\n"
+                   for name in changed_sets(sets, existing) if name in existing)
+
+
+def changed_sets(sets, existing):
+    """The desired sets whose family or content differs from the host's (``existing``: parse_save)."""
+    return {name: value for name, value in sets.items() if existing.get(name) != value}
 
 
 def render_destroy(names):

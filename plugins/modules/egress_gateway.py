@@ -407,13 +407,19 @@ def desired_changes(plan, decision, firewall):
             boot[family] = ipt.render_restore(plan, family)
             if ipt.current_canonical(parsed) != desired[label]:
                 actions.append((label, ("iptables", decision.variant, family), rendered[family]))
-        sets = ipset.desired_sets(plan)
+        sets, existing = ipset.desired_sets(plan), firewall["ipsets"]
         rendered["ipset"] = boot["ipset"] = ipset.render_restore(sets)
         if actions:
-            # The sets first (rules cannot name a set that does not exist); undone with the old contents.
-            previous = {name: firewall["ipsets"][name] for name in sets if name in firewall["ipsets"]}
-            undo = ipset.render_restore(previous) + ipset.render_destroy(n for n in sets if n not in previous)
-            actions.insert(0, ("ipset", ("ipset", undo), ipset.render_restore(sets, firewall["ipsets"])))
+            # Sets are prepared before the rules (a rule cannot name a set that does not exist) and swapped
+            # in after them: a failed rule change is undone by destroying what was prepared.
+            prepare, commit = ipset.render_prepare(sets, existing), ipset.render_commit(sets, existing)
+            if prepare:
+                undo = ipset.render_destroy(ipset.prepared_names(sets, existing))
+                actions.insert(0, ("ipset", ("ipset", undo), prepare))
+            if commit:
+                swapped = {name: existing[name] for name in ipset.changed_sets(sets, existing) if name in existing}
+                # Undone by swapping the old content back; the undo of the preparation then destroys NAME-new.
+                actions.append(("ipset", ("ipset", ipset.render_restore(swapped, keep_temp=True)), commit))
         rendered = {"apply": rendered, "boot": boot}
         keep_sets = set(sets)
     actions += leftover_removals(firewall, desired, states, keep_sets)

@@ -87,6 +87,9 @@ def snapshot(lab, host):
         parts[label] = re.sub(r"\[\d+:\d+\]", "[0:0]", parts[label])
     for label in ("iptables-legacy", "ip6tables-legacy"):
         parts[label] = drop_empty_legacy_tables(parts[label])
+    # A set's hash seed is drawn at random when the set is created: a set restored at boot with the same
+    # type, size and members is the same state.
+    parts["ipset"] = re.sub(r" initval 0x[0-9a-f]+", "", parts.get("ipset", ""))
     return parts
 
 

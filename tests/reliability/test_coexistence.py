@@ -80,6 +80,8 @@ def foreign_view(parts):
     view["nft"] = "\n".join(line for line in nft.splitlines() if "NETKIT" not in line and line.strip())
     for label in ("iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"):
         view[label] = "\n".join(line for line in parts[label].splitlines() if "NETKIT" not in line)
+    # The ipset sets the iptables backend matches ranges with are ours too.
+    view["ipset"] = "\n".join(line for line in parts.get("ipset", "").splitlines() if " netkit-egress-" not in line)
     for label in ("route4", "route6"):
         # Local-table routes of our floating IPs are the kernel's consequence of our addresses.
         view[label] = [route for route in json.loads(parts[label] or "[]")

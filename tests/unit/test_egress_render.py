@@ -248,3 +248,25 @@ def test_rendered_state_runs_offline_and_needs_an_interface():
         assert str(error).startswith("interface: required with state=rendered")
     else:
         raise AssertionError("rendered without interface must fail")
+
+
+def test_ipset_prepare_before_the_rules_and_commit_after():
+    """A run changes nothing a packet sees before the rules: new sets are created with their content, new
+    content of existing sets waits in NAME-new; the swap comes after the rules. Equal sets are left alone."""
+    wanted = {"netkit-egress-p0-dst4": ("ipv4", ("192.0.2.0/24",)),
+              "netkit-egress-p1-dst4": ("ipv4", ("198.51.100.0/24",)),
+              "netkit-egress-p2-dst4": ("ipv4", ("203.0.113.0/24",))}
+    existing = {"netkit-egress-p0-dst4": ("ipv4", ("192.0.2.0/25",)),
+                "netkit-egress-p1-dst4": ("ipv4", ("198.51.100.0/24",)),
+                "netkit-egress-p2-dst4-new": ("ipv4", ())}
+    assert ipset.render_prepare(wanted, existing) == (
+        "create netkit-egress-p0-dst4-new hash:net family inet maxelem 65536\n"
+        "add netkit-egress-p0-dst4-new 192.0.2.0/24\n"
+        "create netkit-egress-p2-dst4 hash:net family inet maxelem 65536\n"
+        "add netkit-egress-p2-dst4 203.0.113.0/24\n")
+    assert ipset.prepared_names(wanted, existing) == ["netkit-egress-p0-dst4-new", "netkit-egress-p2-dst4"]
+    assert ipset.render_commit(wanted, existing) == (
+        "swap netkit-egress-p0-dst4-new netkit-egress-p0-dst4\ndestroy netkit-egress-p0-dst4-new\n")
+    assert ipset.render_prepare(wanted, dict(wanted)) == "" and ipset.render_commit(wanted, dict(wanted)) == ""
+    undo = ipset.render_restore({"netkit-egress-p0-dst4": existing["netkit-egress-p0-dst4"]}, keep_temp=True)
+    assert undo.endswith("swap netkit-egress-p0-dst4-new netkit-egress-p0-dst4\n")
