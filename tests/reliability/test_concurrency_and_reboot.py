@@ -9,7 +9,8 @@ once on one host are serialized, exactly one of them reports a change, and the h
 run makes (a check run has nothing left to do; no jump rule twice).
 
 Reboot: with ``persist: true`` the egress gateway writes a boot unit. A reboot is simulated by flushing
-the namespace's rulesets (nftables and both iptables variants) and forwarding sysctls; running exactly
+the namespace's rulesets (nftables and both iptables variants), destroying its ipset sets and turning
+forwarding off; running exactly
 the unit's ExecStart= lines brings back a byte-identical host, and the next run reports no change.
 floating_ip and nat_policy have no boot persistence (docs/reliability.md: a known gap): after the same
 flush the next Ansible run restores them and says so (changed).
@@ -74,6 +75,7 @@ REBOOTED = "; ".join([
     "nft flush ruleset",
     *(f"{binary} -t {table} -F; {binary} -t {table} -X"
       for binary in ("iptables-legacy", "ip6tables-legacy") for table in ("filter", "nat")),
+    "ipset destroy 2>/dev/null || true",  # sets live in the kernel only: a reboot loses them too
     "sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0",
 ])
 PERSIST_PATHS = {"persist_dir": "/etc/netkit-egress", "sysctl_dir": "/etc/netkit-egress/sysctl.d",
