@@ -14,6 +14,10 @@ IPSET_FILE = "egress_gateway.ipset"
 SYSCTL_FILE = "90-netkit-egress-gateway.conf"
 UNIT_FILE = "netkit-egress-gateway.service"
 HEADER = "# Managed by netkit.egress.egress_gateway; changes are overwritten.\n"
+# Lists every file a persisting run wrote, so that a later run with other directories still finds and
+# removes them.
+MANIFEST_FILE = "egress_gateway.files"
+OWN_FILE_NAMES = frozenset([NFT_FILE, IPSET_FILE, SYSCTL_FILE, UNIT_FILE, *IPTABLES_FILES.values()])
 
 
 def all_paths(persist_dir, sysctl_dir, unit_dir):
@@ -22,6 +26,20 @@ def all_paths(persist_dir, sysctl_dir, unit_dir):
             + [os.path.join(persist_dir, name) for name in IPTABLES_FILES.values()]
             + [os.path.join(persist_dir, IPSET_FILE)]
             + [os.path.join(sysctl_dir, SYSCTL_FILE), os.path.join(unit_dir, UNIT_FILE)])
+
+
+def render_manifest(paths):
+    return HEADER + "".join(path + "\n" for path in sorted(paths))
+
+
+def parse_manifest(text):
+    """Paths recorded by an earlier run; only absolute paths of our own file names are trusted."""
+    paths = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if os.path.isabs(line) and os.path.basename(line) in OWN_FILE_NAMES and ".." not in line.split("/"):
+            paths.append(line)
+    return paths
 
 
 def render_sysctl(sysctls):

@@ -127,7 +127,8 @@ options:
         (C({persist_dir}/egress_gateway.nft), or C(egress_gateway.ipset) and C(egress_gateway.rules.v4)/C(.v6),
         C({sysctl_dir}/90-netkit-egress-gateway.conf)
         and a oneshot C({systemd_unit_dir}/netkit-egress-gateway.service) whose C(ExecStart=) lines restore them).
-      - When false, files written by an earlier run are removed.
+      - When false, files written by an earlier run are removed, wherever they were written (a persisting run
+        records every file it wrote in C({persist_dir}/egress_gateway.files)).
       - The unit is enabled (C(systemctl daemon-reload) and C(systemctl enable)) only when systemd runs the host
         (C(/run/systemd/system) exists); otherwise enable it yourself.
     type: bool
@@ -536,9 +537,14 @@ def persist_binaries(host, decision):
 
 def persistence_changes(host, params, wanted):
     """(files to write {path: content}, files to remove [path])."""
-    owned = persist.all_paths(params["persist_dir"], params["sysctl_dir"], params["systemd_unit_dir"])
-    writes = {path: content for path, content in wanted.items() if host.read_file(path) != content}
-    removals = [path for path in owned if path not in wanted and os.path.exists(path)]
+    manifest_path = os.path.join(params["persist_dir"], persist.MANIFEST_FILE)
+    owned = set(persist.all_paths(params["persist_dir"], params["sysctl_dir"], params["systemd_unit_dir"]))
+    owned |= set(persist.parse_manifest(host.read_file(manifest_path))) | {manifest_path}
+    desired = dict(wanted)
+    if wanted:
+        desired[manifest_path] = persist.render_manifest(wanted)
+    writes = {path: content for path, content in desired.items() if host.read_file(path) != content}
+    removals = sorted(path for path in owned if path not in desired and os.path.exists(path))
     return writes, removals
 
 

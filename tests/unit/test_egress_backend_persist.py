@@ -1,5 +1,7 @@
 """Backend detection decisions and persistence files."""
 
+import os
+
 import pytest
 
 from ansible_collections.netkit.egress.plugins.module_utils import _persist as persist
@@ -76,3 +78,37 @@ def test_persist_files_iptables_restore_the_sets_before_the_rules():
         ["/usr/sbin/ipset", "-exist", "-file", "/p/egress_gateway.ipset", "restore"],
         ["/usr/sbin/iptables-nft-restore", "--noflush", "/p/egress_gateway.rules.v4"]]
     assert "/p/egress_gateway.ipset" in persist.all_paths("/p", "/s", "/u")
+
+
+def test_manifest_trusts_only_absolute_paths_of_our_own_file_names():
+    text = persist.render_manifest(["/x/sysctl.d/90-netkit-egress-gateway.conf", "/x/egress_gateway.nft"])
+    text += "/etc/passwd\nrelative/egress_gateway.nft\n/x/../etc/netkit-egress-gateway.service\n"
+    assert persist.parse_manifest(text) == ["/x/egress_gateway.nft", "/x/sysctl.d/90-netkit-egress-gateway.conf"]
+
+
+def test_files_persisted_under_other_directories_are_removed_when_persistence_is_turned_off(tmp_path):
+    from ansible_collections.netkit.egress.plugins.modules import egress_gateway as module
+
+    class FileHost:
+        @staticmethod
+        def read_file(path):
+            return open(path).read() if os.path.exists(path) else None
+
+    persist_dir, custom = tmp_path / "persist", tmp_path / "custom"
+    persist_dir.mkdir()
+    custom.mkdir()
+    first = {"persist_dir": str(persist_dir), "sysctl_dir": str(custom), "systemd_unit_dir": str(custom)}
+    wanted = {str(persist_dir / persist.NFT_FILE): "rules", str(custom / persist.UNIT_FILE): "unit",
+              str(custom / persist.SYSCTL_FILE): "sysctl"}
+    writes, removals = module.persistence_changes(FileHost(), first, wanted)
+    assert removals == [] and set(writes) == set(wanted) | {str(persist_dir / persist.MANIFEST_FILE)}
+    for path, content in writes.items():
+        with open(path, "w") as handle:
+            handle.write(content)
+
+    # persist: false, with the default (other) directories: what the first run wrote is still found.
+    second = {"persist_dir": str(persist_dir), "sysctl_dir": str(tmp_path / "nowhere"),
+              "systemd_unit_dir": str(tmp_path / "nowhere")}
+    writes, removals = module.persistence_changes(FileHost(), second, {})
+    assert writes == {}
+    assert removals == sorted(set(wanted) | {str(persist_dir / persist.MANIFEST_FILE)})
