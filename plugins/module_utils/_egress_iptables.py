@@ -21,7 +21,7 @@ import re
 import shlex
 
 from ansible_collections.netkit.egress.plugins.module_utils import _egress_ipset as ipset
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import FAMILIES, collapse
+from ansible_collections.netkit.egress.plugins.module_utils._egress_model import FAMILIES, collapse, gathered_config
 
 FORWARD_CHAIN = "NETKIT-EGRESS-FWD"
 NAT_CHAIN = "NETKIT-EGRESS-NAT"
@@ -272,15 +272,9 @@ def gather(states):
         return None
     for entry in networks.values():
         entry["cidr"] = [c for fam in FAMILIES for c in collapse(x for x in entry["cidr"] if _family(x) == fam)]
-    covered = {cidr for entry in networks.values() for cidr in entry["ranges"]}
-    ranges = list(dict.fromkeys(plain_ranges + [c for c in union if c not in covered]))
-    gathered = {"state": "present", "backend": "iptables", "ranges": ranges, "nat": nat,
-                "network_interface": network_interface, "networks": list(networks.values()),
-                "reverse_nat": reverse_nat, "forward_accept": forward_accept}
-    outbound = sorted(set(interfaces.values()))
-    if len(outbound) == 1:
-        gathered["interface"] = outbound[0]
-    return gathered, interfaces
+    return gathered_config("iptables", plain_ranges, union, networks, interfaces, nat=nat,
+                           network_interface=network_interface, reverse_nat=reverse_nat,
+                           forward_accept=forward_accept)
 
 
 def _family(cidr):

@@ -305,3 +305,20 @@ def build_plan(config, interfaces):
     return Plan(network_interface=config.network_interface, nat=config.nat,
                 forward_accept=config.forward_accept, reverse_nat=config.reverse_nat,
                 segmented=bool(config.networks), paths=tuple(paths), union=union)
+
+
+def gathered_config(backend, plain_ranges, union, networks, interfaces, **flags):
+    """The module input that reproduces what a backend read back from the host (``gathered``).
+
+    ``union`` is every range in our sets; ranges no network lists are reported at the top level.
+    ``flags``: nat, network_interface, reverse_nat, forward_accept.
+    """
+    covered = {cidr for entry in networks.values() for cidr in entry["ranges"]}
+    ranges = list(dict.fromkeys(plain_ranges + [c for c in union if c not in covered]))
+    gathered = {"state": "present", "backend": backend, "ranges": ranges, "nat": flags["nat"],
+                "network_interface": flags["network_interface"], "networks": list(networks.values()),
+                "reverse_nat": flags["reverse_nat"], "forward_accept": flags["forward_accept"]}
+    outbound = sorted(set(interfaces.values()))
+    if len(outbound) == 1:
+        gathered["interface"] = outbound[0]
+    return gathered, interfaces

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import collapse
+from ansible_collections.netkit.egress.plugins.module_utils._egress_model import collapse, gathered_config
 
 TABLE_FAMILY = "inet"
 TABLE_NAME = "netkit_egress"
@@ -297,12 +297,6 @@ def gather(table_json):
                 nat = True
             else:
                 reverse_nat = True
-    covered = {cidr for entry in networks.values() for cidr in entry["ranges"]}
-    ranges = list(dict.fromkeys(plain_ranges + [c for c in union if c not in covered]))
-    gathered = {"state": "present", "backend": "nftables", "ranges": ranges, "nat": nat,
-                "network_interface": network_interface, "networks": list(networks.values()),
-                "reverse_nat": reverse_nat, "forward_accept": forward_accept}
-    outbound = sorted(set(interfaces.values()))
-    if len(outbound) == 1:
-        gathered["interface"] = outbound[0]
-    return gathered, interfaces
+    return gathered_config("nftables", plain_ranges, union, networks, interfaces, nat=nat,
+                           network_interface=network_interface, reverse_nat=reverse_nat,
+                           forward_accept=forward_accept)
