@@ -80,25 +80,31 @@ def family_of(cidr):
     return "ipv6" if ":" in cidr else "ipv4"
 
 
-_IPV4_CIDR = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?:/([0-9]{1,2}))?")
-
-
 @functools.lru_cache(maxsize=65536)
 def _fast_ipv4(text):
     """(first address as int, prefix length) of a plain dotted-quad IPv4 CIDR, host bits cleared; None for
     anything else, which ``ipaddress`` then parses (and words the error for). Same acceptance as
-    ``ipaddress`` for what it handles: no leading zeros in octets, octets <= 255, prefix <= 32."""
-    match = _IPV4_CIDR.fullmatch(text)
-    if match is None:
+    ``ipaddress`` for what it handles: ASCII digits only, no leading zeros in octets, octets <= 255, prefix
+    <= 32. String methods rather than a regular expression: half the time, and it runs for every range."""
+    address, slash, prefix_text = text.partition("/")
+    octets = address.split(".")
+    if len(octets) != 4:
         return None
     value = 0
-    for octet in match.group(1, 2, 3, 4):
-        if (len(octet) > 1 and octet[0] == "0") or int(octet) > 255:
+    for octet in octets:
+        if not (0 < len(octet) <= 3 and octet.isascii() and octet.isdigit()) or (len(octet) > 1 and octet[0] == "0"):
             return None
-        value = value << 8 | int(octet)
-    prefix = 32 if match.group(5) is None else int(match.group(5))
-    if prefix > 32:
-        return None
+        number = int(octet)
+        if number > 255:
+            return None
+        value = value << 8 | number
+    prefix = 32
+    if slash:
+        if not (0 < len(prefix_text) <= 2 and prefix_text.isascii() and prefix_text.isdigit()):
+            return None
+        prefix = int(prefix_text)
+        if prefix > 32:
+            return None
     return value & (0xFFFFFFFF ^ (0xFFFFFFFF >> prefix)), prefix
 
 
@@ -167,15 +173,21 @@ def collapse(cidrs):
     if intervals[0][0] != intervals[-1][0]:
         raise TypeError("collapse: IPv4 and IPv6 CIDRs cannot be mixed")
     version = intervals[0][0]
-    merged = []
+    bits = 32 if version == 4 else 128
+    merged = []  # [first, last, prefix length while the interval is still one input block, else None]
     for _version, first, last in intervals:
         if merged and first <= merged[-1][1] + 1:
             if last > merged[-1][1]:
                 merged[-1][1] = last
+                merged[-1][2] = None
         else:
-            merged.append([first, last])
-    bits = 32 if version == 4 else 128
-    blocks = [block for first, last in merged for block in _cidrs_of_interval(first, last, bits)]
+            merged.append([first, last, bits - (last - first + 1).bit_length() + 1])
+    blocks = []
+    for first, last, prefix in merged:
+        if prefix is None:
+            blocks += _cidrs_of_interval(first, last, bits)
+        else:
+            blocks.append((first, prefix))
     if version == 4:
         return tuple(_ipv4_text(first, prefix) for first, prefix in blocks)
     return tuple(str(ipaddress.IPv6Network((first, prefix))) for first, prefix in blocks)
@@ -300,7 +312,10 @@ def build_plan(config, interfaces):
     union = {}
     for family in FAMILIES:
         members = [cidr for cidr in config.ranges if family_of(cidr) == family]
-        if members:
+        family_paths = [path for path in paths if path.family == family]
+        if not config.networks and len(family_paths) == 1:
+            union[family] = family_paths[0].destinations  # every range of the family, already collapsed
+        elif members:
             union[family] = collapse(members)
     return Plan(network_interface=config.network_interface, nat=config.nat,
                 forward_accept=config.forward_accept, reverse_nat=config.reverse_nat,

@@ -111,6 +111,19 @@ class Host:
             argv.append("--test")
         self.run(argv, data=text)
 
+    @staticmethod
+    def legacy_tables_loaded(family):
+        """Whether this network namespace has any legacy (x_tables) iptables table: when it has none,
+        ``iptables-legacy-save`` would print nothing, and reading the /proc file saves a process."""
+        path = "/proc/net/ip_tables_names" if family == "ipv4" else "/proc/net/ip6_tables_names"
+        try:
+            with open(path) as handle:
+                return bool(handle.read().strip())
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+
     def iptables_version(self, variant=""):
         rc, out, err = self.run([self.iptables_binary("ipv4", variant, None), "--version"], check=False)
         return (out or err).strip() if rc == 0 else None
@@ -205,6 +218,11 @@ class Host:
                 if isinstance(route, dict) and route.get("dst"):
                     answers[_address_key(route["dst"])] = route
         return {address: answers[_address_key(address)] for address in addresses if _address_key(address) in answers}
+
+    def routing_state(self, family):
+        """(rules, routes of every table) of one family, as ``ip -j rule show`` and ``ip -j route show table
+        all`` print them: two small reads that let ``_route_lookup`` answer most route lookups itself."""
+        return self.ip_json("rule", "show", family=family), self.ip_json("route", "show", "table", "all", family=family)
 
     def link_names(self):
         return [link["ifname"] for link in self.ip_json("link", "show")]

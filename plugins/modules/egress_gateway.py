@@ -293,6 +293,7 @@ from ansible_collections.netkit.egress.plugins.module_utils._egress_model import
     FAMILIES, ModelError, build_plan, desired_sysctls, family_of, route_probe_addresses, validate)
 from ansible_collections.netkit.egress.plugins.module_utils import _rollback as rollback
 from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
+from ansible_collections.netkit.egress.plugins.module_utils._route_lookup import UNKNOWN, RouteLookup
 
 ARGUMENT_SPEC = dict(
     ranges=dict(type="list", elements="str", default=[]),
@@ -328,7 +329,8 @@ def read_firewall(host):
         for family in FAMILIES:
             binary = Host.iptables_binary(family, variant, "save")
             if host.has(binary):
-                state["saves"].setdefault(variant, {})[family] = host.run([binary])[1]
+                skip = variant == "legacy" and not Host.legacy_tables_loaded(family)
+                state["saves"].setdefault(variant, {})[family] = "" if skip else host.run([binary])[1]
     state["ipset_available"] = host.has("ipset")
     state["ipsets"] = ipset.parse_save(host.ipset_save()) if state["ipset_available"] else {}
     version = host.iptables_version("") if host.has("iptables") else None
@@ -336,21 +338,38 @@ def read_firewall(host):
     return state
 
 
+def route_answers(host, addresses):
+    """{address: ``ip route get`` answer or None}. Answered from one read of the rules and tables where
+    ``_route_lookup`` is certain of the kernel's answer, by the kernel itself (one ``ip -batch``) elsewhere."""
+    lookups, answers, ask = {}, {}, []
+    for address in addresses:
+        family = family_of(address)
+        if family not in lookups:
+            lookups[family] = RouteLookup(*host.routing_state(family), family)
+        answer = lookups[family].lookup(address)
+        if answer == UNKNOWN:
+            ask.append(address)
+        else:
+            answers[address] = answer
+    asked = host.route_get_many(ask)
+    answers.update({address: asked.get(address) for address in ask})
+    return answers
+
+
 def resolve_interfaces(config, host):
     if config.interface:
         return {cidr: config.interface for cidr in config.ranges}
-    # All lookups in one or two `ip -batch` processes: the best probe of every range first, the second
-    # probe only where the first found nothing usable. A local answer (dev lo) means the probe hit one
-    # of our own addresses, not the range's route.
+    # The best probe of every range first, the second probe only where the first found nothing usable.
+    # A local answer (dev lo) means the probe hit one of our own addresses, not the range's route.
     probes = {cidr: route_probe_addresses(cidr) for cidr in config.ranges}
-    answers = host.route_get_many(list(dict.fromkeys(addresses[0] for addresses in probes.values())))
+    answers = route_answers(host, list(dict.fromkeys(addresses[0] for addresses in probes.values())))
 
     def usable(route):
         return route if route and route.get("dev") and route["dev"] != "lo" else None
 
     second = [addresses[1] for addresses in probes.values()
               if len(addresses) > 1 and not usable(answers.get(addresses[0]))]
-    answers.update(host.route_get_many(list(dict.fromkeys(second))))
+    answers.update(route_answers(host, list(dict.fromkeys(second))))
     interfaces = {}
     for cidr in config.ranges:
         route = next((usable(answers.get(address)) for address in probes[cidr] if usable(answers.get(address))), None)
@@ -382,14 +401,15 @@ def current_objects(firewall):
     return objects
 
 
-def desired_changes(plan, decision, firewall):
-    """(desired objects, rendered, list of (label, kind, payload) actions) to go from current to desired."""
+def desired_changes(plan, decision, firewall, current):
+    """(desired objects, rendered, list of (label, kind, payload) actions) to go from ``current`` (what
+    ``current_objects`` read) to desired."""
     states = iptables_states(firewall)
     desired, actions, keep_sets = {}, [], ()
     if decision.backend == "nftables":
         script = nft.render_script(plan)
         desired["nftables"] = nft.desired_canonical(plan)
-        if nft.current_canonical(firewall["nft_table"]) != desired["nftables"]:
+        if current.get("nftables") != desired["nftables"]:
             actions.append(("nftables", "nft", script))
         rendered = script
     else:
@@ -406,7 +426,7 @@ def desired_changes(plan, decision, firewall):
             jumps = {table: parsed[table]["jumps"] > 0 for table in ipt.OUR_CHAINS}
             rendered[family] = ipt.render_restore(plan, family, jumps)
             boot[family] = ipt.render_restore(plan, family)
-            if ipt.current_canonical(parsed) != desired[label]:
+            if current.get(label) != desired[label]:
                 actions.append((label, ("iptables", decision.variant, family), rendered[family]))
         sets, existing = ipset.desired_sets(plan), firewall["ipsets"]
         rendered["ipset"] = boot["ipset"] = ipset.render_restore(sets)
@@ -618,7 +638,7 @@ def run_converge(module, host, params, config):
     if present:
         interfaces = resolve_interfaces(config, host)
         plan = build_plan(config, interfaces)
-        desired, rendered, actions = desired_changes(plan, decision, firewall)
+        desired, rendered, actions = desired_changes(plan, decision, firewall, before_objects)
     else:
         desired, actions = {}, leftover_removals(firewall, {}, iptables_states(firewall))
 
