@@ -87,7 +87,7 @@ def test_manifest_trusts_only_absolute_paths_of_our_own_file_names():
 
 
 def test_files_persisted_under_other_directories_are_removed_when_persistence_is_turned_off(tmp_path):
-    from ansible_collections.netkit.egress.plugins.modules import egress_gateway as module
+    from ansible_collections.netkit.egress.plugins.module_utils import _egress_gateway_run as module
 
     class FileHost:
         @staticmethod

@@ -231,7 +231,7 @@ def test_iptables_absent_when_nothing_is_ours():
 
 
 def test_rendered_state_runs_offline_and_needs_an_interface():
-    from ansible_collections.netkit.egress.plugins.modules.egress_gateway import Failure, run_rendered
+    from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway_run import Failure, run_rendered
     params = {"backend": "iptables", "iptables_variant": "auto", "network_interface": "wg-not-here",
               "ranges": ["192.0.2.9/24", "2001:db8::/32"], "interface": "eth9"}
     result = run_rendered(params, validate(params))
