@@ -59,8 +59,8 @@ def probe_addresses(seed=7):
              "8.8.8.8", "2001:db8:a::1", "2001:db8:a::", "2001:db8:b::1", "2001:db8:9::1", "2001:db8:9:8000::1",
              "2001:db8:66::1", "2001:db8:ffff::1", "::1", "fe80::1"]
     v4 = [str(ipaddress.IPv4Address(chooser.choice([0x0A000000, 0xC0000200, 0xC6336400]) + chooser.randrange(1 << 24)))
-          for _ in range(300)]
-    v6 = [str(ipaddress.IPv6Address(0x20010DB8 << 96 | chooser.randrange(1 << 80) << 16)) for _ in range(150)]
+          for _probe in range(300)]
+    v6 = [str(ipaddress.IPv6Address(0x20010DB8 << 96 | chooser.randrange(1 << 80) << 16)) for _probe in range(150)]
     return fixed + v4 + v6
 
 
