@@ -16,11 +16,10 @@ What we own: rules at priorities ``rule_priority_base .. +slots`` (source and ga
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from ansible_collections.netkit.egress.plugins.module_utils._nat_model import (
-    address_family, address_sort_key, network_text)
+    address_family, address_sort_key, network_text, parse_network)
 
 FAMILIES = ("ipv4", "ipv6")
 
@@ -80,7 +79,7 @@ def desired_return_routes(return_routes):
 def destination_text(destination):
     if destination in ("default", "0.0.0.0/0", "::/0"):
         return "default"
-    return network_text(ipaddress.ip_network(destination))
+    return network_text(parse_network(destination, strict=True))
 
 
 def route_sort_key(route):

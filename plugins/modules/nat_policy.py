@@ -27,7 +27,8 @@ description:
     still decide. It owns only its table, the C(ip rule) entries at its priorities, the routes with
     O(route_protocol) in its route tables (and, on a gateway, in the main table) and the sysctls it
     reports; it never flushes the ruleset or touches foreign rules.
-  - The table is replaced in one C(nft -f) transaction, checked with C(nft -c) first; everything is
+  - The table is replaced in one C(nft -f) transaction (all or nothing); when routing changes that
+    packets would notice must go before it, the script is checked with C(nft -c) first. Everything is
     validated before the first change.
   - One policy has one address family; every CIDR in it must have the family of its egress IP
     (write a second policy for the other family).
@@ -310,7 +311,8 @@ def with_interface(policy, interface):
 
 def resolve_interfaces(host, role, policies):
     """Source nodes route each egress IP out of one concrete device: fill it in and check it."""
-    links = set(host.link_names())
+    # A device from the kernel's own route exists: only given interfaces need the list of links.
+    links = set(host.link_names()) if any(policy.interface is not None for policy in policies) else set()
     resolved = []
     device_of_egress = {}
     # Every egress IP's route in one `ip -batch` process (1,000 policies: one process, not 1,000).
@@ -327,7 +329,7 @@ def resolve_interfaces(host, role, policies):
             if route.get("type") == "local":
                 raise NatConfigError(f"policy {policy.name}: egress_ip: {policy.egress_ip} is an address "
                                      "of this host; role source steers traffic to another host")
-        if interface is not None and interface not in links:
+        if policy.interface is not None and interface not in links:
             raise NatConfigError(f"policy {policy.name}: interface: {interface!r} does not exist on this host")
         if role == "source":
             held_device = device_of_egress.setdefault(policy.egress_ip, interface)
@@ -415,7 +417,9 @@ def converge(module, host, params, numbering, cleaned, return_routes):
         + routing.command_lines(removals)
     changed = bool(commands or sysctl_writes)
     if changed and not module.check_mode:
-        apply_changes(host, script, adds, removals, routing.routing_undo(*routing_args), sysctl_writes, saved)
+        adds_inert = role == "source" and not held.table.exists
+        apply_changes(host, script, adds, removals, routing.routing_undo(*routing_args), sysctl_writes, saved,
+                      adds_inert)
 
     after = model.policies_as_dicts(policies)
     after_return = [route.to_dict() for route in return_routes]
@@ -438,14 +442,22 @@ def run_ip_batches(host, batches):
             host.run(["ip", flags[family], "-batch", "-"], data="".join(line + "\n" for line in lines))
 
 
-def apply_changes(host, script, adds, removals, undo, sysctl_writes, saved):
-    """Validate the nft script, then: routes and rules first (marked packets find their way at
-    once), the table in one transaction, removals, sysctls, and the record of original values.
-    When a step fails, what the earlier steps changed is put back (``undo``, the table's old text)."""
+def apply_changes(host, script, adds, removals, undo, sysctl_writes, saved, adds_inert):
+    """Routes and rules first (marked packets find their way at once), the table in one
+    transaction, removals, sysctls, and the record of original values. When a step fails, what the
+    earlier steps changed is put back (``undo``, the table's old text).
+
+    ``nft -f`` is all or nothing by itself; the script is checked with ``nft -c`` first only when
+    routing changes that packets would feel go before it (``adds_inert``: a source node without our
+    table yet, where no packet carries our marks, so new rules and slot routes steer nothing until
+    the table exists, and are undone if it fails). The table's old text, to put it back, is read
+    only when removals follow it."""
     table_before, table_applied = None, False
     if script:
-        host.nft_check(script)
-        table_before = host.nft_table_text(nft.TABLE_FAMILY, nft.TABLE_NAME)
+        if any(adds.values()) and not adds_inert:
+            host.nft_check(script)
+        if any(removals.values()):
+            table_before = host.nft_table_text(nft.TABLE_FAMILY, nft.TABLE_NAME)
     try:
         run_ip_batches(host, adds)
         if script:

@@ -1,5 +1,8 @@
 """Validation, canonical forms, states and slot allocation of nat_policy (pure)."""
 
+import ipaddress
+import random
+
 import pytest
 
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
@@ -102,3 +105,66 @@ def test_return_routes():
     with pytest.raises(model.NatConfigError, match="only a gateway"):
         model.validate_return_routes([{"destination": "10.0.0.0/8", "via": "192.168.1.1"}], "source")
     assert model.validate_return_routes([], "source") == []
+
+
+# ---- integer CIDRs: the same answers as ipaddress, which they replace for speed ----------------------
+def _expected_network(text, strict):
+    network = ipaddress.ip_network(text, strict=strict)
+    return (network.version, int(network.network_address), network.prefixlen)
+
+
+@pytest.mark.parametrize("text", [
+    "10.1.2.3", "10.1.2.3/8", "10.0.0.0/08", "0.0.0.0/0", "255.255.255.255/32", "10.0.0.0/255.0.0.0",
+    "10.0.0.0/0.255.255.255", "2001:DB8::1/64", "2001:db8::/32", "::/0", "::ffff:10.0.0.1", "fe80::1%eth0",
+    "10.0.0.0/008",
+    # refused by both
+    "01.2.3.4", "10.0.0.256", "10.0.0.0/33", "10.0.0.0/", "10.0.0", "1.2.3.4 ", "١.٢.٣.٤", "10.0.0.0/-1",
+    "10.0.0.0/+8", "2001:db8::/129", "", "x", "10.0.0.0/8/8",
+])
+def test_parse_network_agrees_with_ipaddress(text):
+    for strict in (False, True):
+        try:
+            expected = _expected_network(text, strict)
+        except ValueError:
+            with pytest.raises(ValueError):
+                model.parse_network(text, strict=strict)
+        else:
+            assert tuple(model.parse_network(text, strict=strict)) == expected
+
+
+def test_parse_cidr_names_the_field_for_what_ipaddress_refuses():
+    with pytest.raises(model.NatConfigError, match=r"sources\[3\]: '01.2.3.4' is not a valid CIDR"):
+        model.parse_cidr("01.2.3.4", "sources[3]")
+    assert str(model.parse_cidr(" 10.1.2.3/24 ", "x")) == "10.1.2.0/24"
+    assert model.network_text(model.parse_cidr("2001:db8::1/128", "x")) == "2001:db8::1"
+
+
+def test_canonical_networks_agree_with_collapse_addresses_on_random_input():
+    rng = random.Random(5)
+    for version, bits in ((4, 32), (6, 128)):
+        for _round in range(200):
+            networks = []
+            for _index in range(rng.randint(1, 40)):
+                prefix = rng.randint(bits - 12, bits) if rng.random() < 0.9 else rng.randint(0, bits)
+                # Crowd the addresses into a small space so that overlaps and neighbours are frequent.
+                first = (rng.getrandbits(14) << (bits - 24)) if bits == 32 else (rng.getrandbits(14) << 4)
+                kind = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+                networks.append(kind((first, prefix), strict=False))
+            expected = tuple(str(net.network_address) if net.prefixlen == bits else str(net)
+                             for net in ipaddress.collapse_addresses(networks))
+            parsed = [model.parse_network(str(net)) for net in networks]
+            assert model.canonical_networks(parsed) == expected
+
+
+def test_canonical_intervals_keep_families_apart_and_split_ranges():
+    intervals = [(6, 0, 0), (4, 10, 10), (4, 11, 11), (4, 0x0A000000, 0x0A0002FF)]
+    assert model.canonical_intervals(intervals) == ("0.0.0.10/31", "10.0.0.0/23", "10.0.2.0/24", "::")
+    assert model.canonical_intervals([(4, 0, 0xFFFFFFFF)]) == ("0.0.0.0/0",)
+    assert model.canonical_intervals([]) == ()
+
+
+def test_numbering_slot_count_is_computed_once():
+    numbering = model.Numbering()
+    assert numbering.slot_count == 255
+    assert "slot_count" in vars(numbering)
+    assert numbering == model.Numbering()

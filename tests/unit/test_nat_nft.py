@@ -798,3 +798,24 @@ def test_a_foreign_rule_in_our_table_is_drift():
 ])
 def test_element_forms(elements, expected):
     assert nft.element_networks(elements) == expected
+
+
+def test_elements_merge_like_the_set_and_read_ipv6_prefixes():
+    elements = [{"prefix": {"addr": "10.0.1.0", "len": 24}}, {"prefix": {"addr": "10.0.0.0", "len": 24}},
+                "10.0.2.0", {"prefix": {"addr": "2001:db8::", "len": 32}}]
+    assert nft.element_networks(elements) == ("10.0.0.0/23", "10.0.2.0", "2001:db8::/32")
+
+
+@pytest.mark.parametrize("element", [
+    {"prefix": {"addr": "10.0.0.1", "len": 24}},  # host bits: not something nft prints
+    {"prefix": {"addr": "10.0.0.0", "len": 33}},
+    {"prefix": {"addr": "10.0.0.0", "len": "24"}},
+    {"prefix": {"addr": "010.0.0.0", "len": 24}},
+    {"range": ["10.0.0.9", "10.0.0.1"]},
+    {"range": ["10.0.0.1", "2001:db8::1"]},
+    {"concat": ["10.0.0.1", 80]},
+])
+def test_unexpected_elements_are_refused(element):
+    # policy_from_rule turns this into "not understood": the table is rewritten, never misread.
+    with pytest.raises(ValueError):
+        nft.element_networks([element])
