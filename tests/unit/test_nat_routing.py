@@ -2,7 +2,7 @@
 
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
 from ansible_collections.netkit.egress.plugins.module_utils import _nat_routing as routing
-from ansible_collections.netkit.egress.plugins.modules import nat_policy
+from ansible_collections.netkit.egress.plugins.module_utils import _nat_policy_run as nat_policy
 
 NUMBERING = model.Numbering()
 SLOTS = {"192.168.1.100": 0, "2001:db8:1::100": 1}
