@@ -59,6 +59,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "lab"))
 
 import netlab  # noqa: E402
+from fleet_nat import figure_fleet_nat  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
 MODULE_PACKAGE = "ansible_collections.netkit.egress.plugins.modules"
@@ -709,7 +710,8 @@ def figure_fleet(bench):
                   "x", note=f"hosts x{large // small}; linear growth would be x{large // small}")
 
 
-FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane, "fleet": figure_fleet}
+FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane, "fleet": figure_fleet,
+           "fleet_nat": figure_fleet_nat}
 
 
 def main(argv=None):
