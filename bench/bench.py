@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """netkit.egress benchmarks: control plane and data plane, side by side with what users would otherwise do.
 
-    ./run bench                      everything (about 15 minutes on 2 cores)
+    ./run bench                      everything (about 16 minutes on 2 cores)
     ./run bench --only converge,dataplane --reps 3
     ./run bench --quick              smaller sizes, one repetition: a smoke run of every figure
 
