@@ -151,7 +151,7 @@ def _interval(cidr):
     return network.version, int(network.network_address), int(network.broadcast_address)
 
 
-def _cidrs_of_interval(first, last, bits):
+def cidrs_of_interval(first, last, bits):
     """The fewest CIDRs (first address, prefix length) that cover exactly first..last, in order."""
     blocks = []
     while first <= last:
@@ -185,7 +185,7 @@ def collapse(cidrs):
     blocks = []
     for first, last, prefix in merged:
         if prefix is None:
-            blocks += _cidrs_of_interval(first, last, bits)
+            blocks += cidrs_of_interval(first, last, bits)
         else:
             blocks.append((first, prefix))
     if version == 4:

@@ -17,6 +17,8 @@ import socket
 from collections import namedtuple
 from dataclasses import dataclass, field
 
+from ansible_collections.netkit.egress.plugins.module_utils._egress_model import cidrs_of_interval
+
 POLICY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 ROLES = ("source", "gateway")
@@ -196,17 +198,6 @@ def network_text(network):
     return f"{address_text(network.version, network.first)}/{network.prefixlen}"
 
 
-def _blocks_of_interval(first, last, bits):
-    """The fewest CIDRs (first address, prefix length) that cover exactly first..last, in order."""
-    blocks = []
-    while first <= last:
-        aligned = (first & -first).bit_length() - 1 if first else bits
-        size = min(aligned, (last - first + 1).bit_length() - 1)
-        blocks.append((first, bits - size))
-        first += 1 << size
-    return blocks
-
-
 def canonical_intervals(intervals):
     """``(version, first, last)`` address intervals -> sorted, merged CIDR texts (hosts bare).
 
@@ -226,7 +217,7 @@ def canonical_intervals(intervals):
         if size & (size - 1) == 0 and first & (size - 1) == 0:
             blocks = ((first, bits + 1 - size.bit_length()),)  # one CIDR already: the common case
         else:
-            blocks = _blocks_of_interval(first, last, bits)
+            blocks = cidrs_of_interval(first, last, bits)
         for start, prefix in blocks:
             if version == 4:
                 text = f"{start >> 24}.{start >> 16 & 255}.{start >> 8 & 255}.{start & 255}"
