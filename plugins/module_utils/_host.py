@@ -60,6 +60,35 @@ class Host:
             raise HostError(f"{' '.join(argv)} failed (rc={rc}): {(err or out).strip()}")
         return rc, out, err
 
+    def apply(self, tool, payload, target=(), test=False, undo=False):
+        """Run one transaction's tool (see ``_transaction``): ``test`` asks the kernel to check the input
+        only; ``undo`` marks a roll-back (``ip -batch`` then goes on past lines that fail harmlessly)."""
+        if tool == "nft":
+            self.run(["nft", "-c", "-f", "-"] if test else ["nft", "-f", "-"], data=payload)
+        elif tool == "iptables-restore":
+            family, variant = target
+            self.iptables_restore(family, variant, payload, test=test)
+        elif tool == "ipset":
+            self.ipset_restore(payload)
+        elif tool == "ip-batch":
+            family = target[0] if target else None
+            lines = payload.splitlines()
+            if undo:
+                problem = self.ip_undo(lines, family=family)
+                if problem:
+                    raise HostError(problem)
+            else:
+                self.ip_batch(lines, family=family)
+        elif tool == "sysctl":
+            self.sysctl_set(target[0], payload)
+        elif tool == "write":
+            path, mode = (tuple(target) + (0o644,))[:2]
+            self.write_file(path, payload, mode)
+        elif tool == "remove":
+            self.remove_file(target[0])
+        else:
+            raise HostError(f"unknown tool {tool!r}")
+
     # ---- nftables -------------------------------------------------------------------------
     def nft_json(self, *args):
         """Return the ``nftables`` list of ``nft -j list ARGS``, or None if the object is absent."""
