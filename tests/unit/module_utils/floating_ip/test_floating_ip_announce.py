@@ -12,20 +12,13 @@ from ansible_collections.netkit.egress.plugins.module_utils._floating_ip import 
 from ansible_collections.netkit.egress.plugins.module_utils._floating_ip.model import FloatingIP
 
 A = ipaddress.ip_address  # the independent oracle of the packed bytes
+# ``ip -j addr show`` of links of several types: only Ethernet-like ones get announcements.
 IP_ADDR_JSON = [
-    {"ifname": "lo", "link_type": "loopback", "address": "00:00:00:00:00:00", "addr_info": [
-        {"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}]},
-    {"ifname": "eth0", "link_type": "ether", "address": "02:00:00:00:00:01", "addr_info": [
-        {"family": "inet", "local": "192.168.1.1", "prefixlen": 24, "scope": "global", "label": "eth0"},
-        {"family": "inet", "local": "192.168.1.100", "prefixlen": 24, "scope": "global", "label": "eth0:nk"},
-        {"family": "inet", "local": "192.168.1.77", "prefixlen": 24, "scope": "global", "label": "eth0"},
-        {"family": "inet6", "local": "2001:db8:1::1", "prefixlen": 64, "scope": "global"},
-        {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]},
-    {"ifname": "eth1", "link_type": "ether", "address": "02:00:00:00:00:02", "addr_info": [
-        {"family": "inet", "local": "10.0.0.1", "prefixlen": 16, "scope": "global"},
-        {"family": "inet", "local": "10.0.5.1", "prefixlen": 24, "scope": "global"}]},
-    {"ifname": "eth2", "link_type": "ether", "address": "02:00:00:00:00:03", "addr_info": [
-        {"family": "inet", "local": "10.0.5.2", "prefixlen": 24, "scope": "global"}]},
+    {"ifname": "lo", "link_type": "loopback", "address": "00:00:00:00:00:00", "addr_info": []},
+    {"ifname": "eth0", "link_type": "ether", "address": "02:00:00:00:00:01", "addr_info": []},
+    {"ifname": "wg0", "link_type": "none", "addr_info": []},
+    {"ifname": "eth1", "link_type": "ether", "address": "02:00:00:00:00:02", "addr_info": []},
+    {"ifname": "eth2", "link_type": "ether", "address": "02:00:00:00:00:03", "addr_info": []},
 ]
 OURS = FloatingIP("192.168.1.100", "eth0", 24)
 
