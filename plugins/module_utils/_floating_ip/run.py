@@ -49,8 +49,9 @@ def record_reality(host, state_file, candidates, state_text):
     the roll-back could not remove stays ours). Returns what went wrong doing so, or ''."""
     try:
         on_host = model.host_addresses(host.ip_json("address", "show"))
-        text = model.render_state(list(dict.fromkeys(model.owned(candidates, on_host))))
-        if text != state_text:
+        held = list(dict.fromkeys(model.owned(candidates, on_host)))
+        text = model.render_state(held)
+        if text != state_text and (held or state_text is not None):
             transaction.apply(host, [Transaction("state file", "write", text, target=(state_file, STATE_FILE_MODE))])
     except HostError as exc:
         return f"; recording the addresses held in {state_file} failed too: {exc}"
