@@ -285,12 +285,16 @@ class Host:
             return None
 
     def write_file(self, path, content, mode=0o644):
+        """Write ``path`` atomically; a file system error is a HostError (so a transaction rolls back)."""
         directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".netkit-")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        os.chmod(tmp_path, mode)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".netkit-")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(content)
+            os.chmod(tmp_path, mode)
+        except OSError as exc:
+            raise HostError(f"writing {path} failed: {exc}") from exc
         self.module.atomic_move(tmp_path, path)
 
     @staticmethod

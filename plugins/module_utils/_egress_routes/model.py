@@ -5,25 +5,24 @@
 
 Pure functions only (no commands, no files). A route is ours when it carries our routing protocol
 number; its identity in a table is (destination, metric), as for the kernel's ``ip route replace``.
+Destinations and next hops are ``_net``'s canonical texts (``10.1.1.1/32``, ``fd00:100::1``).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import NamedTuple, Optional
 
+from ansible_collections.netkit.egress.plugins.module_utils import _net as net
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
+
 DEFAULT_PROTOCOL = 201
-IFNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 # The kernel's own protocol numbers (unspec, redirect, kernel, boot, static): never ours.
 RESERVED_PROTOCOLS = range(0, 5)
 # 255 is the kernel's local table; 0 is "unspecified".
 RESERVED_TABLES = {0, 255}
 STATES = ("present", "absent", "exact", "gathered")
-
-
-class RouteError(ValueError):
-    """Invalid input or a conflict; the message names the field and the value."""
+# A next hop there is only reachable through a named device (the kernel cannot pick one).
+LINK_LOCAL = (net.cidr_of("169.254.0.0/16"), net.cidr_of("fe80::/10"))
 
 
 class Route(NamedTuple):
@@ -34,7 +33,7 @@ class Route(NamedTuple):
 
     @property
     def family(self):
-        return "ipv6" if ":" in self.destination else "ipv4"
+        return net.family_of(self.destination)
 
     @property
     def key(self):
@@ -50,72 +49,67 @@ def validate_table(table):
     if text == "main":
         return "main"
     if not text.isdigit() or int(text) in RESERVED_TABLES or int(text) > 0xFFFFFFFF:
-        raise RouteError(f"table: {table!r} is not 'main' or a route table number (1-4294967295, not 255)")
+        raise InputError("table", table, "is not 'main' or a route table number (1-4294967295, not 255)")
     return "main" if int(text) == 254 else str(int(text))
 
 
 def validate_protocol(protocol):
     if not isinstance(protocol, int) or isinstance(protocol, bool) or not 0 <= protocol <= 255:
-        raise RouteError(f"protocol: {protocol!r} is not a routing protocol number (5-255)")
+        raise InputError("protocol", protocol, "is not a routing protocol number (5-255)")
     if protocol in RESERVED_PROTOCOLS:
-        raise RouteError(f"protocol: {protocol} belongs to the kernel (0-4: unspec, redirect, kernel, "
-                         "boot, static); choose 5-255")
+        raise InputError("protocol", problem=f"{protocol} belongs to the kernel (0-4: unspec, redirect, kernel, "
+                                             "boot, static); choose 5-255")
     return protocol
 
 
 def validate_metric(value, field):
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
-        raise RouteError(f"{field}: {value!r} is not a metric (0-4294967295)")
+        raise InputError(field, value, "is not a metric (0-4294967295)")
     return value
 
 
 def canonical_destination(value, field):
-    try:
-        network = ipaddress.ip_network(str(value).strip(), strict=False)
-    except ValueError:
-        raise RouteError(f"{field}: {value!r} is not a valid CIDR") from None
-    return network.with_prefixlen
+    return net.normalise_cidr(value, field, strip=True)
 
 
 def canonical_via(value, family, field):
     try:
-        address = ipaddress.ip_address(str(value).strip())
-    except ValueError:
-        raise RouteError(f"{field}: {value!r} is not an IP address") from None
-    if ("ipv6" if address.version == 6 else "ipv4") != family:
-        raise RouteError(f"{field}: {value!r} is not an {family.replace('ip', 'IP')} address like the "
-                         "destination")
-    return str(address)
+        address = net.parse_address(value, field)
+    except InputError:
+        raise InputError(field, value, "is not an IP address") from None
+    if net.family_of(address) != family:
+        raise InputError(field, value, f"is not an {family.replace('ip', 'IP')} address like the destination")
+    return address
+
+
+def is_link_local(address):
+    return any(net.cidr_of(address) in block for block in LINK_LOCAL)
 
 
 def validate_dev(value, field):
     if value is None or value == "":
         return None
-    text = str(value)
-    if not IFNAME_PATTERN.fullmatch(text) or text in (".", ".."):
-        raise RouteError(f"{field}: {value!r} is not a valid interface name "
-                         "(1-15 characters of A-Z a-z 0-9 _ . @ -)")
-    return text
+    return net.validate_interface(str(value), field)
 
 
 def validate_route(entry, index, default_metric, require_next_hop=True):
     where = f"routes[{index}]"
     if not isinstance(entry, dict):
-        raise RouteError(f"{where}: expected a dict with destination, via, dev, metric; got {entry!r}")
+        raise InputError(where, problem=f"expected a dict with destination, via, dev, metric; got {entry!r}")
     unknown = sorted(set(entry) - {"destination", "via", "dev", "metric"})
     if unknown:
-        raise RouteError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        raise InputError(where, problem=f"unknown key(s) {', '.join(unknown)}")
     if not entry.get("destination"):
-        raise RouteError(f"{where}.destination: is required")
+        raise InputError(f"{where}.destination", problem="is required")
     destination = canonical_destination(entry["destination"], f"{where}.destination")
-    family = "ipv6" if ":" in destination else "ipv4"
+    family = net.family_of(destination)
     dev = validate_dev(entry.get("dev"), f"{where}.dev")
     via = entry.get("via")
     via = canonical_via(via, family, f"{where}.via") if via not in (None, "") else None
     if via is None and dev is None and require_next_hop:
-        raise RouteError(f"{where}: needs via, dev or both")
-    if via and dev is None and ipaddress.ip_address(via).is_link_local:
-        raise RouteError(f"{where}.dev: is required with the link-local via {via}")
+        raise InputError(where, problem="needs via, dev or both")
+    if via and dev is None and is_link_local(via):
+        raise InputError(f"{where}.dev", problem=f"is required with the link-local via {via}")
     metric = entry.get("metric")
     metric = default_metric if metric is None else validate_metric(metric, f"{where}.metric")
     if family == "ipv6" and metric == 0:
@@ -136,8 +130,9 @@ def validate_routes(entries, default_metric=100, require_next_hop=True):
         if route.key in seen and route == routes[seen[route.key]]:
             continue  # the same route listed twice (e.g. two spellings of one range) is one route
         if route.key in seen:
-            raise RouteError(f"routes[{index}]: {route.destination} metric {route.metric} is already "
-                             f"routes[{seen[route.key]}] (a table holds one route per destination and metric)")
+            raise InputError(f"routes[{index}]", problem=f"{route.destination} metric {route.metric} is already "
+                                                         f"routes[{seen[route.key]}] (a table holds one route per "
+                                                         "destination and metric)")
         seen[route.key] = index
         routes.append(route)
     return routes
@@ -151,10 +146,10 @@ def kernel_route(entry, family):
     dst = entry.get("dst")
     if dst == "default":
         dst = "::/0" if family == "ipv6" else "0.0.0.0/0"
-    destination = ipaddress.ip_network(dst, strict=False).with_prefixlen
+    destination = net.cidr_of(dst).text
     via = entry.get("gateway")
     # The kernel stores IPv4 routes without a metric as 0 and IPv6 ones as 1024; JSON omits a 0.
-    return Route(destination, str(ipaddress.ip_address(via)) if via else None, entry.get("dev"),
+    return Route(destination, net.parse_address(via, "gateway") if via else None, entry.get("dev"),
                  int(entry.get("metric", 0)))
 
 
@@ -179,8 +174,7 @@ class Plan(NamedTuple):
 
 
 def sort_routes(routes):
-    return sorted(routes, key=lambda route: (route.family, ipaddress.ip_network(route.destination),
-                                             route.metric))
+    return sorted(routes, key=lambda route: (net.cidr_of(route.destination), route.metric))
 
 
 def matches(desired, current):
@@ -194,16 +188,16 @@ def check_foreign_conflicts(desired, foreign):
     for index, route in enumerate(desired):
         other = foreign_by_key.get(route.key)
         if other is not None:
-            raise RouteError(
-                f"routes[{index}]: a route to {route.destination} with metric {route.metric} already exists "
-                f"and was not created by this module (another protocol); it is left alone: choose another "
+            raise InputError(
+                f"routes[{index}]", problem=f"a route to {route.destination} with metric {route.metric} already "
+                "exists and was not created by this module (another protocol); it is left alone: choose another "
                 "metric or remove that route yourself")
 
 
 def plan_routes(desired, ours, foreign, state):
     """What to add and remove so that our routes match ``desired`` under ``state``."""
     if state not in STATES:
-        raise RouteError(f"state: {state!r} is not one of {', '.join(STATES)}")
+        raise InputError("state", state, f"is not one of {', '.join(STATES)}")
     ours_by_key = {route.key: route for route in ours}
     if state == "gathered":
         return Plan([], [], sort_routes(ours))

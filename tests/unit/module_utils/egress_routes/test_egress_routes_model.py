@@ -2,9 +2,9 @@
 
 import pytest
 
-from ansible_collections.netkit.egress.plugins.module_utils._routes import (
-    Route, RouteError, plan_routes, render_commands, split_kernel_routes, validate_protocol,
-    validate_routes, validate_table)
+from ansible_collections.netkit.egress.plugins.module_utils._egress_routes.model import (
+    Route, plan_routes, render_commands, split_kernel_routes, validate_protocol, validate_routes, validate_table)
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
 GW4 = "10.100.0.1"
 GW6 = "fd00:100::1"
@@ -43,7 +43,7 @@ def test_valid_routes_are_canonical(entry, expected):
     ("10.0.0.0/8", "routes[0]: expected a dict"),
 ])
 def test_bad_route_names_the_field(entry, message):
-    with pytest.raises(RouteError) as error:
+    with pytest.raises(InputError) as error:
         validate_routes([entry])
     assert message in str(error.value)
 
@@ -54,13 +54,13 @@ def test_routes_to_remove_need_no_next_hop():
 
 
 def test_error_index_counts_from_the_whole_list():
-    with pytest.raises(RouteError, match=r"routes\[2\]\.destination: '10\.0\.0\.0/33'"):
+    with pytest.raises(InputError, match=r"routes\[2\]\.destination: '10\.0\.0\.0/33'"):
         validate_routes([{"destination": "192.0.2.0/24", "via": GW4}, {"destination": "198.51.100.0/24", "via": GW4},
                          {"destination": "10.0.0.0/33", "via": GW4}])
 
 
 def test_two_routes_with_one_destination_and_metric_is_an_error():
-    with pytest.raises(RouteError, match=r"routes\[1\]: 192\.0\.2\.0/24 metric 100 is already routes\[0\]"):
+    with pytest.raises(InputError, match=r"routes\[1\]: 192\.0\.2\.0/24 metric 100 is already routes\[0\]"):
         validate_routes([{"destination": "192.0.2.0/24", "via": GW4},
                          {"destination": "192.0.2.9/24", "via": "10.100.0.2"}])
 
@@ -82,13 +82,13 @@ def test_tables(table, expected):
 
 @pytest.mark.parametrize("table", ["local", "255", "0", "-1", "4294967296", "main; reboot"])
 def test_bad_tables(table):
-    with pytest.raises(RouteError, match=r"^table: "):
+    with pytest.raises(InputError, match=r"^table: "):
         validate_table(table)
 
 
 @pytest.mark.parametrize("protocol", [0, 3, 4, 256, -1, True])
 def test_bad_protocols(protocol):
-    with pytest.raises(RouteError, match=r"^protocol: "):
+    with pytest.raises(InputError, match=r"^protocol: "):
         validate_protocol(protocol)
 
 
@@ -187,7 +187,7 @@ def test_absent_removes_only_ours_matched_by_destination_and_metric():
 
 def test_foreign_route_with_same_destination_and_metric_is_a_conflict():
     foreign = r("192.168.50.0/24", via="10.100.0.254")
-    with pytest.raises(RouteError, match=r"routes\[1\]: a route to 192\.168\.50\.0/24 with metric 100 already "
+    with pytest.raises(InputError, match=r"routes\[1\]: a route to 192\.168\.50\.0/24 with metric 100 already "
                                          r"exists and was not created by this module"):
         plan_routes([OFFICE6, OFFICE4], [], [foreign], "exact")
 

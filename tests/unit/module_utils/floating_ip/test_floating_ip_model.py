@@ -1,21 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: netkit.egress contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""floating_ip, pure parts: validation, ownership, placement, plan, commands, announcement frames."""
+"""floating_ip, pure parts: validation, ownership, placement, plan, commands."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import struct
 
 import pytest
 
-from ansible_collections.netkit.egress.plugins.module_utils import _floating_ip as fip
-from ansible_collections.netkit.egress.plugins.module_utils._floating_ip import FloatingIP, FloatingIPError
+from ansible_collections.netkit.egress.plugins.module_utils._floating_ip import model as fip
+from ansible_collections.netkit.egress.plugins.module_utils._floating_ip.model import FloatingIP
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
-A = ipaddress.ip_address
+
+def A(text):
+    """An address as the model holds it: its canonical text (every literal below is canonical)."""
+    return text
+
+
 IP_ADDR_JSON = [
     {"ifname": "lo", "link_type": "loopback", "address": "00:00:00:00:00:00", "addr_info": [
         {"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}]},
@@ -45,12 +49,17 @@ HELD = [OURS]
     (["eth0; reboot"], "addresses[0]: 'eth0; reboot' is not a valid IP address"),
 ])
 def test_parse_addresses_errors_name_the_field(values, message):
-    with pytest.raises(FloatingIPError, match=re.escape(message)):
+    with pytest.raises(InputError, match=re.escape(message)):
         fip.parse_addresses(values)
 
 
 def test_parse_addresses_canonicalises():
     assert fip.parse_addresses(["2001:DB8:0::0064", " 192.168.1.100"]) == [A("2001:db8::64"), A("192.168.1.100")]
+
+
+def test_the_same_address_in_two_spellings_is_listed_twice():
+    with pytest.raises(InputError, match=re.escape("addresses[1]: 2001:db8::64 is listed twice (also addresses[0])")):
+        fip.parse_addresses(["2001:db8::64", "2001:DB8:0::0064"])
 
 
 @pytest.mark.parametrize("name, valid", [
@@ -61,13 +70,13 @@ def test_validate_interface(name, valid):
     if valid:
         assert fip.validate_interface(name) == name
     else:
-        with pytest.raises(FloatingIPError, match="interface: .* is not a valid interface name"):
+        with pytest.raises(InputError, match="interface: .* is not a valid interface name"):
             fip.validate_interface(name)
 
 
 def test_validate_prefix_length_per_family():
     assert fip.validate_prefix_length(64, [A("2001:db8::1")]) == 64
-    with pytest.raises(FloatingIPError, match=r"prefix_length: 64 is not valid for addresses\[1\] 192.0.2.1"):
+    with pytest.raises(InputError, match=r"prefix_length: 64 is not valid for addresses\[1\] 192.0.2.1"):
         fip.validate_prefix_length(64, [A("2001:db8::1"), A("192.0.2.1")])
 
 
@@ -85,7 +94,7 @@ def test_state_file_round_trip_and_corruption():
                                                 "prefix_length": 24}
     assert fip.parse_state(text, "/x") == [OURS, FloatingIP(A("2001:db8::5"), "eth0", 64)]
     assert fip.parse_state(None, "/x") == []
-    with pytest.raises(FloatingIPError, match="state_file: /x is not a floating_ip state file"):
+    with pytest.raises(InputError, match="state_file: /x is not a floating_ip state file"):
         fip.parse_state("{not json", "/x")
 
 
@@ -111,7 +120,7 @@ def test_resolve_places_the_address(address, interface, prefix, expected):
     (0, "fe80::99", "addresses[0]: fe80::99 is not inside the subnet of any interface"),
 ])
 def test_resolve_refuses(index, address, message):
-    with pytest.raises(FloatingIPError, match=re.escape(message)):
+    with pytest.raises(InputError, match=re.escape(message)):
         fip.resolve(index, A(address), ON_HOST, HELD)
 
 
@@ -155,48 +164,3 @@ def test_batch_commands_remove_first_then_add():
         "address add 192.168.1.101/24 dev eth0 noprefixroute label eth0:nk",
         "address add 2001:db8:1::100/64 dev eth0 noprefixroute nodad preferred_lft 0",
     ]
-
-
-# ---- announcement frames -----------------------------------------------------------------------
-MAC = "02:00:00:00:00:01"
-
-
-def test_gratuitous_arp_request_and_reply():
-    request, reply = fip.announcement_frames(OURS, MAC)
-    for frame, operation, target_mac in ((request, 1, b"\x00" * 6), (reply, 2, b"\xff" * 6)):
-        assert len(frame) == 60
-        assert frame[:6] == b"\xff" * 6 and frame[6:12] == fip.parse_mac(MAC)
-        assert struct.unpack("!H", frame[12:14])[0] == 0x0806
-        htype, ptype, hlen, plen, op, sha, spa, tha, tpa = struct.unpack("!HHBBH6s4s6s4s", frame[14:42])
-        assert (htype, ptype, hlen, plen, op) == (1, 0x0800, 6, 4, operation)
-        assert sha == fip.parse_mac(MAC) and tha == target_mac
-        assert spa == tpa == A("192.168.1.100").packed
-
-
-def test_unsolicited_neighbour_advertisement():
-    address = A("2001:db8:1::100")
-    (frame,) = fip.announcement_frames(FloatingIP(address, "eth0", 64), MAC)
-    assert frame[:6] == bytes.fromhex("333300000001") and frame[6:12] == fip.parse_mac(MAC)
-    assert struct.unpack("!H", frame[12:14])[0] == 0x86DD
-    version_flow, length, next_header, hop_limit = struct.unpack("!IHBB", frame[14:22])
-    assert (version_flow >> 28, length, next_header, hop_limit) == (6, 32, 58, 255)
-    assert frame[22:38] == address.packed and frame[38:54] == A("ff02::1").packed
-    icmp = frame[54:]
-    assert len(icmp) == length
-    icmp_type, code, _checksum, flags = struct.unpack("!BBHI", icmp[:8])
-    assert (icmp_type, code) == (136, 0)
-    assert flags == 0x20000000, "override set, solicited and router clear"
-    assert icmp[8:24] == address.packed
-    assert icmp[24:] == b"\x02\x01" + fip.parse_mac(MAC)
-    pseudo = address.packed + A("ff02::1").packed + struct.pack("!I3xB", length, 58)
-    assert fip._checksum(pseudo + icmp) == 0, "checksum verifies"
-
-
-def test_router_flag_for_forwarding_hosts():
-    (frame,) = fip.unsolicited_na_frames(fip.parse_mac(MAC), A("2001:db8::1"), router=True)
-    assert struct.unpack("!I", frame[58:62])[0] == 0xA0000000
-
-
-def test_link_macs_only_ethernet():
-    assert fip.link_macs(IP_ADDR_JSON) == {"eth0": "02:00:00:00:00:01", "eth1": "02:00:00:00:00:02",
-                                           "eth2": "02:00:00:00:00:03"}

@@ -1,12 +1,12 @@
-"""The egress_routes module's wiring, with a fake `ip` (no kernel): what it reads, when it applies."""
+"""The egress_routes run's wiring, with a fake `ip` (no kernel): what it reads, when it applies."""
 
 import json
 
 import pytest
 
-from ansible_collections.netkit.egress.plugins.module_utils._host import HostError
-from ansible_collections.netkit.egress.plugins.module_utils._routes import RouteError
-from ansible_collections.netkit.egress.plugins.modules import egress_routes
+from ansible_collections.netkit.egress.plugins.module_utils._egress_routes import run as egress_routes
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
 OURS_V4 = {"dst": "192.168.50.0/24", "gateway": "10.100.0.1", "dev": "nm0", "protocol": "201", "metric": 100,
            "flags": []}
@@ -48,9 +48,14 @@ class FakeModule:
         raise AssertionError(f"unexpected command {args}")
 
 
+def converge(module):
+    """The run without the host lock (a unit test takes no lock file)."""
+    return egress_routes.converge(module, Host(module))
+
+
 def run(**kwargs):
     module = FakeModule(**kwargs)
-    return module, egress_routes.run(module)
+    return module, converge(module)
 
 
 def test_adds_missing_routes_in_one_batch():
@@ -92,8 +97,8 @@ def test_check_mode_predicts_and_applies_nothing():
 ])
 def test_bad_input_fails_before_any_change(params, message):
     module = FakeModule(params=params, routes_v4=[FOREIGN_V4])
-    with pytest.raises(RouteError) as error:
-        egress_routes.run(module)
+    with pytest.raises(InputError) as error:
+        converge(module)
     assert message in str(error.value)
     assert module.batches == []
 
@@ -116,11 +121,11 @@ def test_missing_table_reads_as_empty():
     def no_table(argv, **kwargs):
         return 2, "", "Error: ipv4: FIB table does not exist.\nDump terminated\n"
     module.run_command = no_table
-    assert egress_routes.run(module)["routes"] == []
+    assert converge(module)["routes"] == []
 
 
 def test_other_read_errors_are_reported():
     module = FakeModule(params={"state": "gathered"})
     module.run_command = lambda argv, **kwargs: (1, "", "Cannot open netlink socket")
     with pytest.raises(HostError, match="Cannot open netlink socket"):
-        egress_routes.run(module)
+        converge(module)
