@@ -133,7 +133,8 @@ def parse_cidr(value, field, strict=False, strip=False):
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InputError(field, value, "is not a valid CIDR") from None
-    if strict and network.network_address != ipaddress.ip_interface(text).ip:
+    # Integers: a scoped address (fe80::1%eth0) is not equal to its network address as objects.
+    if strict and int(network.network_address) != int(ipaddress.ip_interface(text).ip):
         raise InputError(field, value, f"is not a valid CIDR (host bits set; the network is {network})")
     return Cidr(VERSION_FAMILY[network.version], int(network.network_address), network.prefixlen)
 

@@ -11,16 +11,11 @@ the family of its ``egress_ip`` (a dual-stack workload needs one policy per fami
 from __future__ import annotations
 
 import functools
-import ipaddress
-import re
-import socket
-from collections import namedtuple
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import cidrs_of_interval
+from ansible_collections.netkit.egress.plugins.module_utils import _net
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
-POLICY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
-INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 ROLES = ("source", "gateway")
 STATES = ("merged", "replaced", "overridden", "deleted", "gathered", "rendered")
 LIST_FIELDS = ("sources", "destinations", "excluded_destinations")
@@ -28,10 +23,6 @@ MAX_SLOTS = 256
 
 DEFAULT_MARK_MASK = 0x00FF0000
 DEFAULT_MARK_BASE = 0x00010000
-
-
-class NatConfigError(ValueError):
-    """Invalid input; the message names the field and the bad value."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +36,7 @@ class Policy:
 
     @property
     def family(self):
-        return address_family(self.egress_ip)
+        return _net.family_of(self.egress_ip)
 
     def to_dict(self):
         return {
@@ -65,7 +56,7 @@ class ReturnRoute:
 
     @property
     def family(self):
-        return address_family(self.via)
+        return _net.family_of(self.via)
 
     def to_dict(self):
         return {"destination": self.destination, "via": self.via}
@@ -112,138 +103,41 @@ class Numbering:
         return self.rule_priority_base + slot
 
 
-@dataclass
-class NatConfig:
-    role: str
-    policies: list = field(default_factory=list)
-    return_routes: list | None = None
-    numbering: Numbering = field(default_factory=Numbering)
+# ---- addresses and CIDRs (parsed by _net; these add only the wording and the bare host) ---------
+def bare_host(text):
+    """A policy shows a host without its prefix length (``10.0.0.5``, as nft lists a set element); every
+    other CIDR as ``_net`` prints it."""
+    if text.endswith("/128") or (text.endswith("/32") and ":" not in text):
+        return text.rpartition("/")[0]
+    return text
 
 
-# ---- addresses ------------------------------------------------------------------------------
-def address_family(address):
-    return "ipv6" if parse_address_value(address)[0] == 6 else "ipv4"
+def canonical_cidrs(texts):
+    """Sorted, merged CIDR texts, IPv4 first, hosts bare: the form nft's auto-merge interval sets hold."""
+    return tuple(bare_host(text) for text in _net.collapse_families(texts))
 
 
-class Network(namedtuple("Network", "version first prefixlen")):
-    """A parsed CIDR as integers (first address with host bits cleared): 10,000 of them are parsed,
-    merged and printed in every run, which ``ipaddress`` objects made the largest cost of a run."""
-    __slots__ = ()
-
-    @property
-    def max_prefixlen(self):
-        return 32 if self.version == 4 else 128
-
-    @property
-    def last(self):
-        return self.first | ((1 << (self.max_prefixlen - self.prefixlen)) - 1)
-
-    def __str__(self):
-        """The ``ipaddress`` text: always with the prefix length (``10.0.0.5/32``)."""
-        return f"{address_text(self.version, self.first)}/{self.prefixlen}"
-
-
-def _ipv4_int(text):
-    """The integer of a plain dotted-quad IPv4 text, or None. ``inet_pton`` takes exactly four decimal
-    octets <= 255 without leading zeros, a subset of what ``ipaddress`` takes (which parses, and words the
-    error for, everything else), at a tenth of its cost."""
+def parse_cidr(value, field):
+    """Canonical CIDR text (a bare address is a host; host bits are cleared)."""
     try:
-        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-    except (OSError, ValueError, TypeError):
-        return None
+        return _net.normalise_cidr(value, field, strip=True)
+    except InputError:
+        raise InputError(field, value, "is not a valid CIDR or address") from None
 
 
-def address_text(version, value):
-    if version == 4:
-        return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
-    return str(ipaddress.IPv6Address(value))
-
-
-def parse_network(text, strict=False):
-    """``Network`` of a CIDR or address text, host bits cleared (or refused with ``strict``, as
-    ``ipaddress.ip_network`` does); ValueError if invalid."""
-    address, slash, prefix = text.partition("/")
-    value = _ipv4_int(address)
-    if value is not None:
-        if not slash:
-            return Network(4, value, 32)
-        if prefix.isascii() and prefix.isdigit() and int(prefix) <= 32:
-            host_bits = 0xFFFFFFFF >> int(prefix)
-            if value & host_bits:
-                if strict:
-                    raise ValueError(f"{text} has host bits set")
-                value &= ~host_bits
-            return Network(4, value, int(prefix))
-    network = ipaddress.ip_network(text, strict=strict)
-    return Network(network.version, int(network.network_address), network.prefixlen)
-
-
-def address_value(text):
-    """(version, int) of an address text; ValueError if invalid."""
-    value = _ipv4_int(text)
-    if value is not None:
-        return 4, value
-    address = ipaddress.ip_address(text)
-    return address.version, int(address)
-
-
-# The same few egress IPs are asked for their family and sort key again and again.
-parse_address_value = functools.lru_cache(maxsize=4096)(address_value)
-
-
-def network_text(network):
-    """``10.0.0.5/32`` reads as ``10.0.0.5``; everything else as its canonical CIDR."""
-    if network.prefixlen == network.max_prefixlen:
-        return address_text(network.version, network.first)
-    return f"{address_text(network.version, network.first)}/{network.prefixlen}"
-
-
-def canonical_intervals(intervals):
-    """``(version, first, last)`` address intervals -> sorted, merged CIDR texts (hosts bare).
-
-    The fewest CIDRs covering a set of addresses are unique, so this is exactly what
-    ``ipaddress.collapse_addresses`` gives (checked against it in the unit tests), on integers."""
-    merged = []
-    for version, first, last in sorted(intervals):
-        if merged and merged[-1][0] == version and first <= merged[-1][2] + 1:
-            if last > merged[-1][2]:
-                merged[-1][2] = last
-        else:
-            merged.append([version, first, last])
-    texts = []
-    for version, first, last in merged:
-        bits = 32 if version == 4 else 128
-        size = last - first + 1
-        if size & (size - 1) == 0 and first & (size - 1) == 0:
-            blocks = ((first, bits + 1 - size.bit_length()),)  # one CIDR already: the common case
-        else:
-            blocks = cidrs_of_interval(first, last, bits)
-        for start, prefix in blocks:
-            if version == 4:
-                text = f"{start >> 24}.{start >> 16 & 255}.{start >> 8 & 255}.{start & 255}"
-            else:
-                text = address_text(version, start)
-            texts.append(text if prefix == bits else f"{text}/{prefix}")
-    return tuple(texts)
-
-
-def canonical_networks(networks):
-    """Sorted, merged CIDR texts: the form nft's auto-merge interval sets hold, too."""
-    return canonical_intervals([(network.version, network.first, network.last) for network in networks])
-
-
-def parse_cidr(text, where):
+def parse_address(value, field):
     try:
-        return parse_network(str(text).strip())
-    except ValueError:
-        raise NatConfigError(f"{where}: {text!r} is not a valid CIDR or address") from None
+        return _net.parse_address(value, field)
+    except InputError:
+        raise InputError(field, value, "is not a valid IP address") from None
 
 
-def parse_address(text, where):
-    try:
-        return ipaddress.ip_address(str(text).strip())
-    except ValueError:
-        raise NatConfigError(f"{where}: {text!r} is not a valid IP address") from None
+def other_family(egress_ip, texts):
+    """Positions of the addresses or CIDRs in ``texts`` that are not of the address family of
+    ``egress_ip``. One policy is one address family (a dual-stack workload needs one policy per family):
+    the module refuses such entries, the egress NAT planner leaves them out and reports them."""
+    family = _net.family_of(egress_ip)
+    return [position for position, text in enumerate(texts) if _net.family_of(text) != family]
 
 
 # ---- numbering ------------------------------------------------------------------------------
@@ -251,9 +145,9 @@ def parse_int(value, where, minimum, maximum):
     try:
         number = value if isinstance(value, int) else int(str(value).strip(), 0)
     except ValueError:
-        raise NatConfigError(f"{where}: {value!r} is not an integer") from None
+        raise InputError(where, value, "is not an integer") from None
     if not minimum <= number <= maximum:
-        raise NatConfigError(f"{where}: {value!r} must be between {minimum} and {maximum}")
+        raise InputError(where, value, f"must be between {minimum} and {maximum}")
     return number
 
 
@@ -261,7 +155,7 @@ def build_numbering(params):
     mask = parse_int(params.get("mark_mask", DEFAULT_MARK_MASK), "mark_mask", 1, 0xFFFFFFFF)
     base = parse_int(params.get("mark_base", DEFAULT_MARK_BASE), "mark_base", 1, 0xFFFFFFFF)
     if base & ~mask:
-        raise NatConfigError(f"mark_base: {base:#010x} has bits outside mark_mask {mask:#010x}")
+        raise InputError("mark_base", problem=f"{base:#010x} has bits outside mark_mask {mask:#010x}")
     numbering = Numbering(
         mark_base=base, mark_mask=mask,
         route_table_base=parse_int(params.get("route_table_base", 21000), "route_table_base", 1,
@@ -270,13 +164,13 @@ def build_numbering(params):
                                      1, 32765 - MAX_SLOTS),
         route_protocol=parse_int(params.get("route_protocol", 201), "route_protocol", 5, 255))
     if base % numbering.mark_step:
-        raise NatConfigError(f"mark_base: {base:#010x} is not a multiple of the lowest bit of "
-                             f"mark_mask {mask:#010x}")
+        raise InputError("mark_base", problem=f"{base:#010x} is not a multiple of the lowest bit of "
+                                              f"mark_mask {mask:#010x}")
     reserved = {252, 253, 254, 255}
     tables = set(range(numbering.route_table_base, numbering.route_table_base + numbering.slot_count))
     if tables & reserved:
-        raise NatConfigError(f"route_table_base: {numbering.route_table_base} overlaps the kernel's "
-                             "reserved tables 252-255 (default, main, local)")
+        raise InputError("route_table_base", problem=f"{numbering.route_table_base} overlaps the kernel's "
+                                                     "reserved tables 252-255 (default, main, local)")
     return numbering
 
 
@@ -284,27 +178,30 @@ def build_numbering(params):
 def validate_policy_entry(entry, index, require_all):
     """Check one ``config`` entry; return it with canonical values (None for absent fields)."""
     if not isinstance(entry, dict):
-        raise NatConfigError(f"config[{index}]: must be a dictionary, got {entry!r}")
+        raise InputError(f"config[{index}]", problem=f"must be a dictionary, got {entry!r}")
     name = entry.get("name")
-    if not isinstance(name, str) or not POLICY_NAME.fullmatch(name):
-        raise NatConfigError(f"config[{index}].name: {name!r} must match {POLICY_NAME.pattern}")
+    try:
+        _net.validate_name(name, f"config[{index}].name")
+    except InputError:
+        raise InputError(f"config[{index}].name", name, f"must match ^{_net.NAME_PATTERN.pattern}$") from None
     where = f"config[{index}] ({name})"
     clean = {"name": name}
     egress = entry.get("egress_ip")
-    clean["egress_ip"] = None if egress in (None, "") else str(parse_address(egress, f"{where}.egress_ip"))
+    clean["egress_ip"] = None if egress in (None, "") else parse_address(egress, f"{where}.egress_ip")
     for list_field in LIST_FIELDS:
         values = entry.get(list_field)
         if values is None:
             clean[list_field] = None
             continue
-        if isinstance(values, str) or not isinstance(values, (list, tuple)):
-            raise NatConfigError(f"{where}.{list_field}: must be a list, got {values!r}")
         clean[list_field] = [parse_cidr(value, f"{where}.{list_field}[{position}]")
-                             for position, value in enumerate(values)]
+                             for position, value in enumerate(_net.as_list(values, f"{where}.{list_field}"))]
     interface = entry.get("interface")
-    if interface not in (None, "") and (not isinstance(interface, str) or not INTERFACE_NAME.fullmatch(interface)
-                                        or interface in (".", "..")):
-        raise NatConfigError(f"{where}.interface: {interface!r} must match {INTERFACE_NAME.pattern}")
+    if interface not in (None, ""):
+        try:
+            _net.validate_interface(interface, f"{where}.interface")
+        except InputError:
+            raise InputError(f"{where}.interface", interface,
+                             f"must match ^{_net.INTERFACE_PATTERN.pattern}$") from None
     clean["interface"] = interface or None
     if require_all:
         require_complete(clean, where)
@@ -313,27 +210,31 @@ def validate_policy_entry(entry, index, require_all):
 
 def require_complete(clean, where):
     if clean["egress_ip"] is None:
-        raise NatConfigError(f"{where}.egress_ip: is required")
+        raise InputError(f"{where}.egress_ip", problem="is required")
     for list_field in ("sources", "destinations"):
         if not clean[list_field]:
-            raise NatConfigError(f"{where}.{list_field}: needs at least one CIDR")
-    family_version = parse_address_value(clean["egress_ip"])[0]
+            raise InputError(f"{where}.{list_field}", problem="needs at least one CIDR")
+    egress_ip = clean["egress_ip"]
     for list_field in LIST_FIELDS:
-        for position, network in enumerate(clean[list_field] or []):
-            if network.version != family_version:
-                raise NatConfigError(
-                    f"{where}.{list_field}[{position}]: {network_text(network)} is IPv{network.version} "
-                    f"but egress_ip {clean['egress_ip']} is IPv{family_version}; write one policy per "
-                    "address family")
+        cidrs = clean[list_field] or []
+        for position in other_family(egress_ip, cidrs)[:1]:
+            raise InputError(
+                f"{where}.{list_field}[{position}]",
+                problem=f"{bare_host(cidrs[position])} is {ip_version(cidrs[position])} but egress_ip "
+                        f"{egress_ip} is {ip_version(egress_ip)}; write one policy per address family")
+
+
+def ip_version(text):
+    return "IPv6" if _net.family_of(text) == "ipv6" else "IPv4"
 
 
 def policy_from_clean(clean):
     return Policy(
         name=clean["name"],
         egress_ip=clean["egress_ip"],
-        sources=canonical_networks(clean["sources"]),
-        destinations=canonical_networks(clean["destinations"]),
-        excluded_destinations=canonical_networks(clean["excluded_destinations"] or []),
+        sources=canonical_cidrs(clean["sources"]),
+        destinations=canonical_cidrs(clean["destinations"]),
+        excluded_destinations=canonical_cidrs(clean["excluded_destinations"] or []),
         interface=clean["interface"])
 
 
@@ -341,9 +242,9 @@ def clean_from_policy(policy):
     return {
         "name": policy.name,
         "egress_ip": policy.egress_ip,
-        "sources": [parse_network(text, strict=True) for text in policy.sources],
-        "destinations": [parse_network(text, strict=True) for text in policy.destinations],
-        "excluded_destinations": [parse_network(text, strict=True) for text in policy.excluded_destinations],
+        "sources": [_net.cidr_of(text).text for text in policy.sources],
+        "destinations": [_net.cidr_of(text).text for text in policy.destinations],
+        "excluded_destinations": [_net.cidr_of(text).text for text in policy.excluded_destinations],
         "interface": policy.interface,
     }
 
@@ -357,7 +258,7 @@ def validate_config_entries(config, state):
     for index, entry in enumerate(config):
         clean = validate_policy_entry(entry, index, require_all)
         if clean["name"] in seen:
-            raise NatConfigError(f"config[{index}].name: {clean['name']!r} is also config[{seen[clean['name']]}]")
+            raise InputError(f"config[{index}].name", clean["name"], f"is also config[{seen[clean['name']]}]")
         seen[clean["name"]] = index
         cleaned.append(clean)
     return cleaned
@@ -367,28 +268,27 @@ def validate_return_routes(return_routes, role):
     if return_routes is None:
         return None
     if role != "gateway" and return_routes:
-        raise NatConfigError("return_routes: only a gateway needs routes back to the workloads "
-                             f"(role is {role!r})")
+        raise InputError("return_routes", problem="only a gateway needs routes back to the workloads "
+                                                  f"(role is {role!r})")
     routes = []
     seen = set()
     for index, entry in enumerate(return_routes):
         where = f"return_routes[{index}]"
         if not isinstance(entry, dict):
-            raise NatConfigError(f"{where}: must be a dictionary, got {entry!r}")
+            raise InputError(where, problem=f"must be a dictionary, got {entry!r}")
         destination = parse_cidr(entry.get("destination"), f"{where}.destination")
         via = parse_address(entry.get("via"), f"{where}.via")
-        if destination.version != via.version:
-            raise NatConfigError(f"{where}.via: {via} is not of the family of destination {destination}")
-        key = (destination.version, str(destination))
-        if key in seen:
-            raise NatConfigError(f"{where}.destination: {destination} is listed twice")
-        seen.add(key)
-        routes.append(ReturnRoute(destination=str(destination), via=str(via)))
+        if _net.family_of(destination) != _net.family_of(via):
+            raise InputError(f"{where}.via", problem=f"{via} is not of the family of destination {destination}")
+        if destination in seen:
+            raise InputError(f"{where}.destination", problem=f"{destination} is listed twice")
+        seen.add(destination)
+        routes.append(ReturnRoute(destination=destination, via=via))
     return sorted(routes, key=return_route_sort_key)
 
 
 def return_route_sort_key(route):
-    return tuple(parse_network(route.destination, strict=True))
+    return _net.cidr_of(route.destination)
 
 
 # ---- states ---------------------------------------------------------------------------------
@@ -436,14 +336,14 @@ def allocate_slots(policies, held_slots, slot_count):
         if egress not in slots:
             slot = next(free, None)
             if slot is None:
-                raise NatConfigError(f"config: {len(wanted)} egress IPs need more marks than mark_mask "
-                                     f"allows ({slot_count})")
+                raise InputError("config", problem=f"{len(wanted)} egress IPs need more marks than "
+                                                   f"mark_mask allows ({slot_count})")
             slots[egress] = slot
     return slots
 
 
 def address_sort_key(address):
-    return parse_address_value(address)
+    return _net.address_value(address)
 
 
 def policies_as_dicts(policies):
