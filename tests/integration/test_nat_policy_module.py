@@ -269,6 +269,14 @@ def test_lifecycle_gathered_deleted_and_invalid_input(lab, tmp_path):
         files, {"nat_config": gathered, "nat_state": "overridden", "nat_return_routes": []}, limit="node1")
     assert rc == 0, output
     assert results["node1"]["changed"] is False, results["node1"]
+    # The same on a gateway: its gathered policies and return routes are valid input and change nothing.
+    rc, results, output = converge(files, [], state="gathered", limit="gw1")
+    assert rc == 0, output
+    assert [policy["name"] for policy in results["gw1"]["gathered"]] == ["db-clients", "db-clients-v6"]
+    rc, results, output = converge(files, results["gw1"]["gathered"],
+                                   return_routes=results["gw1"]["return_routes"], limit="gw1")
+    assert rc == 0, output
+    assert results["gw1"]["changed"] is False, results["gw1"]
 
     rc, results, output = converge(files, [], state="deleted")
     assert rc == 0, output

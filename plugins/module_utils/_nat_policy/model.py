@@ -112,15 +112,16 @@ def bare_host(text):
     return text
 
 
-def canonical_cidrs(texts):
-    """Sorted, merged CIDR texts, IPv4 first, hosts bare: the form nft's auto-merge interval sets hold."""
-    return tuple(bare_host(text) for text in _net.collapse_families(texts))
+def canonical_cidrs(cidrs):
+    """Sorted, merged CIDR texts, IPv4 first, hosts bare (the form nft's auto-merge interval sets hold)
+    of CIDR texts or ``_net.Cidr``s."""
+    return tuple(bare_host(text) for text in _net.collapse_families(cidrs))
 
 
 def parse_cidr(value, field):
-    """Canonical CIDR text (a bare address is a host; host bits are cleared)."""
+    """A ``_net.Cidr`` (a bare address is a host; host bits are cleared)."""
     try:
-        return _net.normalise_cidr(value, field, strip=True)
+        return _net.parse_cidr(value, field, strip=True)
     except InputError:
         raise InputError(field, value, "is not a valid CIDR or address") from None
 
@@ -132,12 +133,14 @@ def parse_address(value, field):
         raise InputError(field, value, "is not a valid IP address") from None
 
 
-def other_family(egress_ip, texts):
-    """Positions of the addresses or CIDRs in ``texts`` that are not of the address family of
-    ``egress_ip``. One policy is one address family (a dual-stack workload needs one policy per family):
-    the module refuses such entries, the egress NAT planner leaves them out and reports them."""
+def other_family(egress_ip, items):
+    """Positions of the addresses or CIDRs in ``items`` (texts or ``_net.Cidr``s) that are not of the
+    address family of ``egress_ip``. One policy is one address family (a dual-stack workload needs one
+    policy per family): the module refuses such entries, the egress NAT planner leaves them out and
+    reports them."""
     family = _net.family_of(egress_ip)
-    return [position for position, text in enumerate(texts) if _net.family_of(text) != family]
+    return [position for position, item in enumerate(items)
+            if (item.family if isinstance(item, _net.Cidr) else _net.family_of(item)) != family]
 
 
 # ---- numbering ------------------------------------------------------------------------------
@@ -220,12 +223,13 @@ def require_complete(clean, where):
         for position in other_family(egress_ip, cidrs)[:1]:
             raise InputError(
                 f"{where}.{list_field}[{position}]",
-                problem=f"{bare_host(cidrs[position])} is {ip_version(cidrs[position])} but egress_ip "
-                        f"{egress_ip} is {ip_version(egress_ip)}; write one policy per address family")
+                problem=f"{bare_host(cidrs[position].text)} is {ip_version(cidrs[position].family)} but "
+                        f"egress_ip {egress_ip} is {ip_version(_net.family_of(egress_ip))}; write one policy per "
+                        "address family")
 
 
-def ip_version(text):
-    return "IPv6" if _net.family_of(text) == "ipv6" else "IPv4"
+def ip_version(family):
+    return "IPv6" if family == "ipv6" else "IPv4"
 
 
 def policy_from_clean(clean):
@@ -242,9 +246,9 @@ def clean_from_policy(policy):
     return {
         "name": policy.name,
         "egress_ip": policy.egress_ip,
-        "sources": [_net.cidr_of(text).text for text in policy.sources],
-        "destinations": [_net.cidr_of(text).text for text in policy.destinations],
-        "excluded_destinations": [_net.cidr_of(text).text for text in policy.excluded_destinations],
+        "sources": [_net.cidr_of(text) for text in policy.sources],
+        "destinations": [_net.cidr_of(text) for text in policy.destinations],
+        "excluded_destinations": [_net.cidr_of(text) for text in policy.excluded_destinations],
         "interface": policy.interface,
     }
 
@@ -276,7 +280,7 @@ def validate_return_routes(return_routes, role):
         where = f"return_routes[{index}]"
         if not isinstance(entry, dict):
             raise InputError(where, problem=f"must be a dictionary, got {entry!r}")
-        destination = parse_cidr(entry.get("destination"), f"{where}.destination")
+        destination = parse_cidr(entry.get("destination"), f"{where}.destination").text
         via = parse_address(entry.get("via"), f"{where}.via")
         if _net.family_of(destination) != _net.family_of(via):
             raise InputError(f"{where}.via", problem=f"{via} is not of the family of destination {destination}")

@@ -142,28 +142,29 @@ def render_script(role, policies, slots, numbering):
 def element_networks(elements):
     """Canonical CIDR texts (merged, hosts bare) of a set's ``elem`` list; ValueError for a form we never
     write (the table is then rewritten, never misread)."""
-    texts = []
+    cidrs = []
     for element in elements or []:
         if isinstance(element, dict) and "elem" in element:
             element = element["elem"].get("val")
         if isinstance(element, str):
-            texts.append(_net.parse_cidr(element, "set element", strict=True).text)
+            cidrs.append(_net.parse_cidr(element, "set element", strict=True))
         elif isinstance(element, dict) and "prefix" in element:
+            # The common form (10,000 of them in a big set): integers straight from the address.
             family, first = _net.address_value(element["prefix"]["addr"])
             length = element["prefix"]["len"]
             if not isinstance(length, int) or not 0 <= length <= _net.BITS[family] \
                     or first & ((1 << (_net.BITS[family] - length)) - 1):
                 raise ValueError(f"unexpected set element {element!r}")
-            texts.append(_net.cidr_text(family, first, length))
+            cidrs.append(_net.Cidr(family, first, length))
         elif isinstance(element, dict) and "range" in element:
             (family, first), (last_family, last) = (_net.address_value(address) for address in element["range"])
             if family != last_family or first > last:
                 raise ValueError(f"unexpected set element {element!r}")
-            texts += [_net.cidr_text(family, block, prefix)
+            cidrs += [_net.Cidr(family, block, prefix)
                       for block, prefix in _net.cidrs_of_interval(first, last, _net.BITS[family])]
         else:
             raise ValueError(f"unexpected set element {element!r}")
-    return canonical_cidrs(texts)
+    return canonical_cidrs(cidrs)
 
 
 class RuleReading(NamedTuple):

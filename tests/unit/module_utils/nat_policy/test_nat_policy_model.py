@@ -137,8 +137,8 @@ def test_parse_network_agrees_with_ipaddress(text):
 def test_parse_cidr_names_the_field_for_what_ipaddress_refuses():
     with pytest.raises(InputError, match=r"sources\[3\]: '01.2.3.4' is not a valid CIDR"):
         model.parse_cidr("01.2.3.4", "sources[3]")
-    assert model.parse_cidr(" 10.1.2.3/24 ", "x") == "10.1.2.0/24"
-    assert model.bare_host(model.parse_cidr("2001:db8::1/128", "x")) == "2001:db8::1"
+    assert model.parse_cidr(" 10.1.2.3/24 ", "x").text == "10.1.2.0/24"
+    assert model.bare_host(model.parse_cidr("2001:db8::1/128", "x").text) == "2001:db8::1"
 
 
 def test_canonical_networks_agree_with_collapse_addresses_on_random_input():
