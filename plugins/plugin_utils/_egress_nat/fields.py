@@ -86,6 +86,14 @@ def labels(value, where):
     return {str(key): label_value(item, f"{where}.{key}") for key, item in as_mapping(value, where).items()}
 
 
+def either_case(raw, where, pairs):
+    """A mapping whose keys may each be written in camelCase or snake_case (``pairs``: (camel, snake)):
+    the key used for each pair (camel when present), after refusing any other key."""
+    mapping = as_mapping(raw, where)
+    reject_unknown(mapping, tuple(key for pair in pairs for key in pair), where)
+    return mapping, [camel if camel in mapping else snake for camel, snake in pairs]
+
+
 def is_manifest(raw):
     return isinstance(raw, Mapping) and any(key in raw for key in MANIFEST_KEYS)
 

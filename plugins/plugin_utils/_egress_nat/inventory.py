@@ -48,11 +48,8 @@ def read_group(raw, where="group"):
 
 def read_selector(raw, where):
     """A missing or empty selector matches everything."""
-    selector = fields.as_mapping(raw, where)
-    fields.reject_unknown(selector, ("matchLabels", "match_labels", "matchExpressions", "match_expressions"),
-                          where)
-    labels_key = "matchLabels" if "matchLabels" in selector else "match_labels"
-    expressions_key = "matchExpressions" if "matchExpressions" in selector else "match_expressions"
+    selector, (labels_key, expressions_key) = fields.either_case(
+        raw, where, (("matchLabels", "match_labels"), ("matchExpressions", "match_expressions")))
     match_labels = fields.labels(selector.get(labels_key), f"{where}.{labels_key}")
     expressions = []
     for index, raw_expression in enumerate(fields.as_list(selector.get(expressions_key),
@@ -77,11 +74,8 @@ def read_selector(raw, where):
 
 
 def _read_source(raw, where):
-    source = fields.as_mapping(raw, where)
-    fields.reject_unknown(source, ("namespaceSelector", "namespace_selector", "podSelector", "pod_selector"),
-                          where)
-    namespace_key = "namespaceSelector" if "namespaceSelector" in source else "namespace_selector"
-    pod_key = "podSelector" if "podSelector" in source else "pod_selector"
+    source, (namespace_key, pod_key) = fields.either_case(
+        raw, where, (("namespaceSelector", "namespace_selector"), ("podSelector", "pod_selector")))
     return Source(read_selector(source.get(namespace_key), f"{where}.{namespace_key}"),
                   read_selector(source.get(pod_key), f"{where}.{pod_key}"))
 
