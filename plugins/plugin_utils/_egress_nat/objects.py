@@ -124,9 +124,6 @@ class Inventory:
     policies: tuple
     nodes: dict
 
-    def group(self, ref):
-        return next((group for group in self.groups if group.key == ref.key), None)
-
     def to_dict(self):
         return {"groups": [group.to_dict() for group in self.groups],
                 "policies": [policy.to_dict() for policy in self.policies]}
