@@ -107,7 +107,7 @@ def test_unknown_gateway_ref_is_refused_naming_the_policy():
 def test_status_report_lists_all_floating_ips_on_the_default_group():
     result = plan()
     report = status.status_report(result, held={"192.168.1.100": "gw2", "192.168.1.101": "gw1"},
-                                   applied={"frontends": ["gw1", "gw2"]})
+                                  applied={"frontends": ["gw1", "gw2"]})
     default, v6 = report["networkGatewayGroups"]
     assert default["status"]["floatingIPs"] == {"192.168.1.100": "gw2", "192.168.1.101": "gw1",
                                                 "192.168.1.102": "unassigned", "2001:db8:1::100": "unassigned"}
