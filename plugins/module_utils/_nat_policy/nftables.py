@@ -22,8 +22,12 @@ Nothing here accepts or drops: filter rules of others (network policy) still dec
 
 from __future__ import annotations
 
-from ansible_collections.netkit.egress.plugins.module_utils._nat_model import (
-    Policy, address_family, address_sort_key, address_value, canonical_intervals, parse_network)
+from typing import NamedTuple
+
+from ansible_collections.netkit.egress.plugins.module_utils import _net
+from ansible_collections.netkit.egress.plugins.module_utils import _nft_table
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.model import (
+    Policy, address_sort_key, canonical_cidrs)
 
 TABLE_FAMILY = "inet"
 TABLE_NAME = "netkit_egress_nat"
@@ -87,7 +91,7 @@ def source_rules(policies, slots, numbering):
                           f"comment \"{policy_comment(policy)}\"")
     for egress_ip in sorted(slots, key=address_sort_key):
         mark = numbering.mark(slots[egress_ip])
-        ip = nft_family(address_family(egress_ip))
+        ip = nft_family(_net.family_of(egress_ip))
         prerouting.append(f"ct direction original ct mark & {mask:#010x} == {mark:#010x} "
                           f"{mark_set_expression('meta mark', mark, mask)} "
                           f"comment \"{egress_comment(egress_ip)}\"")
@@ -131,80 +135,68 @@ def render_script(role, policies, slots, numbering):
 
     ``table X {}`` first makes ``delete table X`` valid whether or not the table exists.
     """
-    body = render_table(role, policies, slots, numbering)
-    script = f"table {TABLE} {{}}\ndelete table {TABLE}\n"
-    return script + body if body else script
+    return _nft_table.restore_script(TABLE_FAMILY, TABLE_NAME, render_table(role, policies, slots, numbering))
 
 
-# ---- parse ----------------------------------------------------------------------------------
+# ---- read (``nft -j list table`` output; the only reader of it) -------------------------------
 def element_networks(elements):
-    intervals = []
+    """Canonical CIDR texts (merged, hosts bare) of a set's ``elem`` list; ValueError for a form we never
+    write (the table is then rewritten, never misread)."""
+    cidrs = []
     for element in elements or []:
         if isinstance(element, dict) and "elem" in element:
             element = element["elem"].get("val")
         if isinstance(element, str):
-            network = parse_network(element, strict=True)
-            intervals.append((network.version, network.first, network.last))
+            cidrs.append(_net.parse_cidr(element, "set element", strict=True))
         elif isinstance(element, dict) and "prefix" in element:
             # The common form (10,000 of them in a big set): integers straight from the address.
-            version, first = address_value(element["prefix"]["addr"])
+            family, first = _net.address_value(element["prefix"]["addr"])
             length = element["prefix"]["len"]
-            bits = 32 if version == 4 else 128
-            if not isinstance(length, int) or not 0 <= length <= bits:
+            if not isinstance(length, int) or not 0 <= length <= _net.BITS[family] \
+                    or first & ((1 << (_net.BITS[family] - length)) - 1):
                 raise ValueError(f"unexpected set element {element!r}")
-            host_bits = (1 << (bits - length)) - 1
-            if first & host_bits:
-                raise ValueError(f"unexpected set element {element!r}")
-            intervals.append((version, first, first | host_bits))
+            cidrs.append(_net.Cidr(family, first, length))
         elif isinstance(element, dict) and "range" in element:
-            (version, first), (last_version, last) = (address_value(address) for address in element["range"])
-            if version != last_version or first > last:
+            (family, first), (last_family, last) = (_net.address_value(address) for address in element["range"])
+            if family != last_family or first > last:
                 raise ValueError(f"unexpected set element {element!r}")
-            intervals.append((version, first, last))
+            cidrs += [_net.Cidr(family, block, prefix)
+                      for block, prefix in _net.cidrs_of_interval(first, last, _net.BITS[family])]
         else:
             raise ValueError(f"unexpected set element {element!r}")
-    return canonical_intervals(intervals)
+    return canonical_cidrs(cidrs)
 
 
-def rule_set_refs(expressions):
-    """``{"saddr": "p0_src", "daddr": "p0_dst", "!daddr": "p0_exc"}`` from a rule's matches."""
-    refs = {}
+class RuleReading(NamedTuple):
+    """What one of our rules says, read from its ``expr`` list in one pass.
+
+    set_refs: ``{"saddr": "p0_src", "daddr": "p0_dst", "!daddr": "p0_exc"}``; mark: the mark the rule
+    writes (``ct mark set ... | M``) or compares (``... & MASK == M``); snat: the SNAT address; oifname."""
+    set_refs: dict
+    mark: int | None
+    snat: str | None
+    oifname: str | None
+
+
+def read_rule(expressions):
+    set_refs, mark, snat, oifname = {}, None, None, None
     for expression in expressions:
         match = expression.get("match")
-        if not match or not isinstance(match.get("right"), str) or not match["right"].startswith("@"):
-            continue
-        payload = match.get("left", {}).get("payload", {})
-        key = ("!" if match.get("op") == "!=" else "") + payload.get("field", "?")
-        refs[key] = match["right"][1:]
-    return refs
-
-
-def rule_mark_value(expressions):
-    """The mark a rule writes (``ct mark set ... | M``) or compares (``... == M``)."""
-    for expression in expressions:
+        if match:
+            left, right = match.get("left"), match.get("right")
+            if isinstance(right, str) and right.startswith("@"):
+                payload = (left or {}).get("payload", {})
+                set_refs[("!" if match.get("op") == "!=" else "") + payload.get("field", "?")] = right[1:]
+            elif left == {"meta": {"key": "oifname"}}:
+                oifname = oifname if oifname is not None else right
+            elif isinstance(left, dict) and "&" in left and isinstance(right, int) and mark is None:
+                mark = right
         mangle = expression.get("mangle")
-        if mangle and isinstance(mangle.get("value"), dict) and "|" in mangle["value"]:
-            return mangle["value"]["|"][1]
-        match = expression.get("match")
-        if match and isinstance(match.get("left"), dict) and "&" in match["left"] \
-                and isinstance(match.get("right"), int):
-            return match["right"]
-    return None
-
-
-def rule_snat(expressions):
-    for expression in expressions:
-        if "snat" in expression:
-            return expression["snat"].get("addr")
-    return None
-
-
-def rule_oifname(expressions):
-    for expression in expressions:
-        match = expression.get("match")
-        if match and match.get("left") == {"meta": {"key": "oifname"}}:
-            return match.get("right")
-    return None
+        if mangle and isinstance(mangle.get("value"), dict) and "|" in mangle["value"] and mark is None:
+            mark = mangle["value"]["|"][1]
+        if "snat" in expression and snat is None:
+            snat = expression["snat"].get("addr")
+    return RuleReading(set_refs, mark, snat, oifname)
 
 
 class HeldTable:
@@ -243,21 +235,20 @@ def parse_table(objects, numbering):
     for rule in rules:
         comment = rule.get("comment", "")
         held.layout.append((rule["chain"], comment))
-        expressions = rule.get("expr", [])
+        reading = read_rule(rule.get("expr", []))
         if comment.startswith("egress "):
-            mark = rule_mark_value(expressions)
-            slot = numbering.slot_of_mark(mark) if mark is not None else None
+            slot = numbering.slot_of_mark(reading.mark) if reading.mark is not None else None
             if slot is None:
                 held.understood = False
                 continue
             egress_by_slot[slot] = comment.split(" ", 1)[1]
         elif comment.startswith("policy "):
-            policy_rules.append((comment.split(" ", 1)[1], expressions))
+            policy_rules.append((comment.split(" ", 1)[1], reading))
         else:
             held.understood = False
     held.slots = {egress: slot for slot, egress in egress_by_slot.items()}
-    for name, expressions in policy_rules:
-        policy = policy_from_rule(name, expressions, sets, egress_by_slot, numbering, held.role)
+    for name, reading in policy_rules:
+        policy = policy_from_rule(name, reading, sets, egress_by_slot, numbering, held.role)
         if policy is None:
             held.understood = False
         else:
@@ -266,8 +257,8 @@ def parse_table(objects, numbering):
     return held
 
 
-def policy_from_rule(name, expressions, sets, egress_by_slot, numbering, role):
-    refs = rule_set_refs(expressions)
+def policy_from_rule(name, reading, sets, egress_by_slot, numbering, role):
+    refs = reading.set_refs
     try:
         lists = {
             "sources": element_networks(sets[refs["saddr"]].get("elem")),
@@ -278,13 +269,11 @@ def policy_from_rule(name, expressions, sets, egress_by_slot, numbering, role):
     except (KeyError, ValueError):
         return None
     if role == "source":
-        mark = rule_mark_value(expressions)
-        slot = numbering.slot_of_mark(mark) if mark is not None else None
+        slot = numbering.slot_of_mark(reading.mark) if reading.mark is not None else None
         egress_ip = egress_by_slot.get(slot)
         interface = None
     else:
-        egress_ip = rule_snat(expressions)
-        interface = rule_oifname(expressions)
+        egress_ip, interface = reading.snat, reading.oifname
     if not isinstance(egress_ip, str):
         return None
     return Policy(name=name, egress_ip=egress_ip, interface=interface, **lists)

@@ -1,22 +1,24 @@
 # -*- coding: utf-8 -*-
 # Copyright: netkit.egress contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the nat_policy module does, behind its thin shell: validate the input (``_nat_model``), read
-what we hold on the host once, compute the desired table, rules, routes and sysctls (pure functions of
-``_nat_model``, ``_nat_nft``, ``_nat_routing``), diff them against the host, apply the difference
-atomically (with rollback) unless in check mode.
+"""What the nat_policy module does, behind its thin shell: validate the input (``model``), read what we
+hold on the host once, compute the desired table, rules, routes and sysctls (pure functions of ``model``,
+``nftables``, ``routing``), diff them against the host, and hand the difference to the one transaction
+engine (``_transaction``: applied in order, rolled back on a failure) unless in check mode.
 """
 
 from __future__ import annotations
 
 import json
 
-from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
-from ansible_collections.netkit.egress.plugins.module_utils import _nat_nft as nft
-from ansible_collections.netkit.egress.plugins.module_utils import _nat_routing as routing
-from ansible_collections.netkit.egress.plugins.module_utils import _rollback as rollback
-from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
-from ansible_collections.netkit.egress.plugins.module_utils._nat_model import NatConfigError
+from ansible_collections.netkit.egress.plugins.module_utils import _nft_table
+from ansible_collections.netkit.egress.plugins.module_utils import _transaction
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostLock
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import model
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import nftables as nft
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import routing
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
+from ansible_collections.netkit.egress.plugins.module_utils._transaction import Transaction
 
 STATE_FILE = "/etc/netkit-egress/nat_policy.json"
 
@@ -91,39 +93,41 @@ def resolve_interfaces(host, role, policies):
             route = routes.get(policy.egress_ip) or {}
             interface = route.get("dev")
             if not interface:
-                raise NatConfigError(f"policy {policy.name}: interface: no route to egress_ip "
-                                     f"{policy.egress_ip} on this host")
+                raise InputError(f"policy {policy.name}: interface",
+                                 problem=f"no route to egress_ip {policy.egress_ip} on this host")
             if route.get("type") == "local":
-                raise NatConfigError(f"policy {policy.name}: egress_ip: {policy.egress_ip} is an address "
-                                     "of this host; role source steers traffic to another host")
+                raise InputError(f"policy {policy.name}: egress_ip",
+                                 problem=f"{policy.egress_ip} is an address of this host; role source steers "
+                                         "traffic to another host")
         if policy.interface is not None and interface not in links:
-            raise NatConfigError(f"policy {policy.name}: interface: {interface!r} does not exist on this host")
+            raise InputError(f"policy {policy.name}: interface", interface, "does not exist on this host")
         if role == "source":
             held_device = device_of_egress.setdefault(policy.egress_ip, interface)
             if held_device != interface:
-                raise NatConfigError(f"policy {policy.name}: interface: {interface!r} differs from "
-                                     f"{held_device!r} of another policy with egress_ip {policy.egress_ip}")
+                raise InputError(f"policy {policy.name}: interface", interface,
+                                 f"differs from {held_device!r} of another policy with egress_ip "
+                                 f"{policy.egress_ip}")
         resolved.append(with_interface(policy, interface))
     return resolved
 
 
-def load_saved_sysctls(host):
-    text = host.read_file(STATE_FILE)
+def saved_sysctls(record):
+    """The original values our record (the text of STATE_FILE, or None) keeps."""
     try:
-        return dict(json.loads(text).get("sysctl_originals", {})) if text else {}
+        return dict(json.loads(record).get("sysctl_originals", {})) if record else {}
     except (ValueError, AttributeError):
         return {}
 
 
-def sysctl_changes(host, role, policies):
+def sysctl_changes(host, role, policies, record):
     """``(report, changes, saved)``: name -> before/after, the writes to make, originals to keep."""
-    saved = load_saved_sysctls(host)
+    saved = saved_sysctls(record)
     wanted = routing.desired_sysctls(role, policies, host.sysctl_get)
     report, changes = {}, {}
     for name, value in wanted.items():
         current = host.sysctl_get(name)
         if current is None:
-            raise NatConfigError(f"sysctl {name}: not present on this host")
+            raise InputError(f"sysctl {name}", problem="not present on this host")
         report[name] = {"before": current, "after": value}
         if current != value:
             changes[name] = value
@@ -141,7 +145,7 @@ def sysctl_changes(host, role, policies):
 
 # ---- run ------------------------------------------------------------------------------------
 def run_nat_policy(module):
-    """The module's result; raises NatConfigError (bad input, nothing changed) or HostError."""
+    """The module's result; raises InputError (bad input, nothing changed) or HostError."""
     params = module.params
     role, state = params["role"], params["state"]
     numbering, cleaned, return_routes = validated_input(params)
@@ -179,15 +183,25 @@ def converge(module, host, params, numbering, cleaned, return_routes):
                     + routing.desired_return_routes(return_routes),
                     numbering.route_protocol)
     adds, removals = routing.routing_changes(*routing_args)
-    sysctl_report, sysctl_writes, saved = sysctl_changes(host, role, policies)
+    record = host.read_file(STATE_FILE)
+    sysctl_report, sysctl_writes, saved = sysctl_changes(host, role, policies, record)
 
     commands = (nft_command_lines(script) if script else []) + routing.command_lines(adds) \
         + routing.command_lines(removals)
     changed = bool(commands or sysctl_writes)
     if changed and not module.check_mode:
+        undo_adds, undo_removals = routing.routing_undo(*routing_args)
+        table = table_transactions(script)
+        transactions = (record_transactions(record, saved) + sysctl_transactions(sysctl_report, sysctl_writes)
+                        + batch_transactions("rules and routes", adds, undo_adds) + table
+                        + batch_transactions("removal of rules and routes", removals, undo_removals))
+        # The kernel checks the script first only when routing changes that packets would feel go before
+        # it: a source node without our table yet has no packet carrying our marks, so new rules and slot
+        # routes steer nothing until the table exists (and are undone if it fails): one nft process less.
         adds_inert = role == "source" and not held.table.exists
-        apply_changes(host, script, adds, removals, routing.routing_undo(*routing_args), sysctl_writes, saved,
-                      adds_inert)
+        if any(adds.values()) and not adds_inert:
+            _transaction.check(host, table)
+        _transaction.apply(host, transactions)
 
     after = model.policies_as_dicts(policies)
     after_return = [route.to_dict() for route in return_routes]
@@ -203,51 +217,35 @@ def converge(module, host, params, numbering, cleaned, return_routes):
     return result
 
 
-def run_ip_batches(host, batches):
-    flags = {"ipv4": "-4", "ipv6": "-6"}
-    for family, lines in batches.items():
-        if lines:
-            host.run(["ip", flags[family], "-batch", "-"], data="".join(line + "\n" for line in lines))
+def record_transactions(record, saved):
+    """Keep the sysctls' original values (written first: a run that dies later still knows them), or
+    remove the record when nothing of ours is left."""
+    text = json.dumps({"sysctl_originals": saved}, indent=2, sort_keys=True) + "\n" if saved else None
+    if text == record:
+        return []
+    if text is None:
+        return [Transaction("record of sysctls", "remove", "", target=(STATE_FILE,), undo=record,
+                            undo_tool="write")]
+    # Without an earlier record the undo removes the file (its payload is only the path, for the record).
+    return [Transaction("record of sysctls", "write", text, target=(STATE_FILE,),
+                        undo=record or STATE_FILE, undo_tool=None if record else "remove")]
 
 
-def apply_changes(host, script, adds, removals, undo, sysctl_writes, saved, adds_inert):
-    """Routes and rules first (marked packets find their way at once), the table in one
-    transaction, removals, sysctls, and the record of original values. When a step fails, what the
-    earlier steps changed is put back (``undo``, the table's old text).
+def sysctl_transactions(report, writes):
+    return [Transaction(f"sysctl {name}", "sysctl", value, target=(name,), undo=report[name]["before"])
+            for name, value in writes.items()]
 
-    ``nft -f`` is all or nothing by itself; the script is checked with ``nft -c`` first only when
-    routing changes that packets would feel go before it (``adds_inert``: a source node without our
-    table yet, where no packet carries our marks, so new rules and slot routes steer nothing until
-    the table exists, and are undone if it fails). The table's old text, to put it back, is read
-    only when removals follow it."""
-    table_before, table_applied = None, False
-    if script:
-        if any(adds.values()) and not adds_inert:
-            host.nft_check(script)
-        if any(removals.values()):
-            table_before = host.nft_table_text(nft.TABLE_FAMILY, nft.TABLE_NAME)
-    try:
-        run_ip_batches(host, adds)
-        if script:
-            host.nft_apply(script)
-            table_applied = True
-        run_ip_batches(host, removals)
-    except HostError as exc:
-        problems = []
-        if table_applied:
-            try:
-                host.nft_apply(rollback.nft_table_restore(nft.TABLE_FAMILY, nft.TABLE_NAME, table_before))
-            except HostError as undo_exc:
-                problems.append(str(undo_exc))
-        for family, lines in undo.items():
-            problem = host.ip_undo(lines, family=family)
-            if problem:
-                problems.append(problem)
-        raise HostError(f"{exc}; " + (f"rolling back failed too: {'; '.join(problems)}" if problems else
-                                      "the rules, routes and table changed before it were rolled back")) from None
-    for name, value in sysctl_writes.items():
-        host.sysctl_set(name, value)
-    if saved:
-        host.write_file(STATE_FILE, json.dumps({"sysctl_originals": saved}, indent=2, sort_keys=True) + "\n")
-    else:
-        host.remove_file(STATE_FILE)
+
+def batch_transactions(label, batches, undo):
+    return [Transaction(f"{label} {family}", "ip-batch", "".join(line + "\n" for line in lines),
+                        target=(family,), undo="".join(line + "\n" for line in undo[family]) or None)
+            for family, lines in batches.items() if lines]
+
+
+def table_transactions(script):
+    """Our whole table in one ``nft -f`` (all or nothing); its undo, the table as it is read just before,
+    is read only when a later transaction could fail."""
+    if not script:
+        return []
+    return [Transaction("nftables", "nft", script,
+                        snapshot=_nft_table.snapshot(nft.TABLE_FAMILY, nft.TABLE_NAME))]

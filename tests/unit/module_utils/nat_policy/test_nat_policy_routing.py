@@ -1,8 +1,8 @@
 """Policy routing, return routes and sysctls of nat_policy (pure), plus the offline render."""
 
-from ansible_collections.netkit.egress.plugins.module_utils import _nat_model as model
-from ansible_collections.netkit.egress.plugins.module_utils import _nat_routing as routing
-from ansible_collections.netkit.egress.plugins.module_utils import _nat_policy_run as nat_policy
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import model
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import routing
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import run as nat_policy
 
 NUMBERING = model.Numbering()
 SLOTS = {"192.168.1.100": 0, "2001:db8:1::100": 1}

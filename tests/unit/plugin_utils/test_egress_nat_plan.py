@@ -4,8 +4,9 @@ import copy
 
 import pytest
 
-from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_plan as planner
-from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat_inventory import InventoryError
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import plan as planner
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import status
 
 GROUPS = [{"name": "default", "namespace": "kube-system",
            "floating_ips": ["192.168.1.100", "192.168.1.101", "192.168.1.102"]},
@@ -92,21 +93,21 @@ def test_unreachable_gateway_gets_nothing_and_is_reported():
 def test_a_node_address_used_as_floating_ip_is_refused():
     groups = copy.deepcopy(GROUPS)
     groups[0]["floating_ips"].append("192.168.1.2")
-    with pytest.raises(InventoryError, match="192.168.1.2"):
+    with pytest.raises(InputError, match="192.168.1.2"):
         plan(groups=groups)
 
 
 def test_unknown_gateway_ref_is_refused_naming_the_policy():
     policies = copy.deepcopy(POLICIES)
     policies[1]["gateway_ref"] = {"name": "nope"}
-    with pytest.raises(InventoryError, match=r"egress_nat_policies\[1\].*nope"):
+    with pytest.raises(InputError, match=r"egress_nat_policies\[1\].*nope"):
         plan(policies=policies)
 
 
 def test_status_report_lists_all_floating_ips_on_the_default_group():
     result = plan()
-    report = planner.status_report(result, held={"192.168.1.100": "gw2", "192.168.1.101": "gw1"},
-                                   applied={"frontends": ["gw1", "gw2"]})
+    report = status.status_report(result, held={"192.168.1.100": "gw2", "192.168.1.101": "gw1"},
+                                  applied={"frontends": ["gw1", "gw2"]})
     default, v6 = report["networkGatewayGroups"]
     assert default["status"]["floatingIPs"] == {"192.168.1.100": "gw2", "192.168.1.101": "gw1",
                                                 "192.168.1.102": "unassigned", "2001:db8:1::100": "unassigned"}

@@ -14,9 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netkit.egress.plugins.filter.egress_nat import FilterModule
-from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat_inventory import (
-    InventoryError, allocate_floating_ips, egress_nat_inventory, first_floating_ip, select_workloads,
-    selector_matches, normalise_selector)
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.allocation import allocate_floating_ips
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.inventory import (
+    egress_nat_inventory, first_floating_ip, read_selector as normalise_selector)
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.selection import (
+    select_workloads, selector_matches)
 
 # The guide's manifests (seeds/003), with its typos corrected: `spec:` with a colon, `-` instead of em
 # dashes. Otherwise verbatim.
@@ -312,7 +315,7 @@ INVALID = [
 
 @pytest.mark.parametrize("groups, policies, nodes, message", INVALID)
 def test_invalid_inventory_is_rejected_naming_the_field(groups, policies, nodes, message):
-    with pytest.raises(InventoryError) as error:
+    with pytest.raises(InputError) as error:
         egress_nat_inventory(groups, policies, nodes)
     assert message in str(error.value)
 
@@ -345,7 +348,7 @@ def test_first_floating_ip(groups, ref, expected):
     ([snake_group()], "default", "gatewayRef: expected a mapping, got str"),
 ])
 def test_first_floating_ip_errors(groups, ref, message):
-    with pytest.raises(InventoryError, match=message):
+    with pytest.raises(InputError, match=message):
         first_floating_ip(groups, ref)
 
 
@@ -425,7 +428,7 @@ def test_select_workloads_accepts_the_manifest_shape_and_per_node_workloads():
 
 def test_select_workloads_error_names_the_workload():
     bad = WORKLOADS + [{"name": "broken", "namespace": "alice-ns", "address": "10.10.10.300"}]
-    with pytest.raises(InventoryError, match=r"workloads\[6\] \(broken\).address: '10.10.10.300' is not a valid"):
+    with pytest.raises(InputError, match=r"workloads\[6\] \(broken\).address: '10.10.10.300' is not a valid"):
         select_workloads(snake_policy(), NAMESPACES, bad)
 
 
@@ -457,7 +460,7 @@ def test_allocate_floating_ips(ips, nodes, holders, unavailable, expected):
 
 
 def test_allocate_fails_without_available_nodes():
-    with pytest.raises(InventoryError, match="gateway_nodes: no gateway node is available .*unavailable: gw1, gw2"):
+    with pytest.raises(InputError, match="gateway_nodes: no gateway node is available .*unavailable: gw1, gw2"):
         allocate_floating_ips(IPS[:1], ["gw1", "gw2"], unavailable=["gw2", "gw1"])
 
 

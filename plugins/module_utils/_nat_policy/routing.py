@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ansible_collections.netkit.egress.plugins.module_utils._nat_model import (
-    address_family, address_sort_key, network_text, parse_network)
+from ansible_collections.netkit.egress.plugins.module_utils import _net
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.model import address_sort_key, bare_host
 
-FAMILIES = ("ipv4", "ipv6")
+FAMILIES = _net.FAMILIES
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class RouteSpec:
 # ---- desired --------------------------------------------------------------------------------
 def desired_rules(slots, numbering):
     return sorted(
-        (RuleSpec(address_family(egress), numbering.priority(slot), numbering.mark(slot),
+        (RuleSpec(_net.family_of(egress), numbering.priority(slot), numbering.mark(slot),
                   numbering.mark_mask, numbering.table(slot)) for egress, slot in slots.items()),
         key=lambda rule: (rule.family, rule.priority))
 
@@ -66,7 +66,7 @@ def desired_rules(slots, numbering):
 def desired_slot_routes(slots, interfaces, numbering):
     """``interfaces``: egress IP -> device towards it (None when unknown, as in ``rendered``)."""
     return sorted(
-        (RouteSpec(address_family(egress), str(numbering.table(slot)), "default", egress,
+        (RouteSpec(_net.family_of(egress), str(numbering.table(slot)), "default", egress,
                    interfaces.get(egress)) for egress, slot in slots.items()),
         key=route_sort_key)
 
@@ -79,7 +79,7 @@ def desired_return_routes(return_routes):
 def destination_text(destination):
     if destination in ("default", "0.0.0.0/0", "::/0"):
         return "default"
-    return network_text(parse_network(destination, strict=True))
+    return bare_host(_net.cidr_of(destination).text)
 
 
 def route_sort_key(route):
@@ -180,25 +180,30 @@ def routing_changes(held_rules, wanted_rules, held_routes, wanted_routes, protoc
 
 
 def routing_undo(held_rules, wanted_rules, held_routes, wanted_routes, protocol):
-    """Per-family ``ip -force -batch`` lines that put the held rules and routes back after the
-    batches of ``routing_changes`` stopped half way (an undo line for a step that never ran fails
-    harmlessly)."""
-    undo = {family: [] for family in FAMILIES}
+    """``(undo of the adds, undo of the removals)``: per-family ``ip -force -batch`` lines that put the
+    held rules and routes back after the batches of ``routing_changes`` stopped half way (an undo line for
+    a step that never ran fails harmlessly)."""
+    undo_adds = {family: [] for family in FAMILIES}
+    undo_removals = {family: [] for family in FAMILIES}
     for route in wanted_routes:
         if not any(route_matches(held, route) for held in held_routes) and not any(
                 (held.family, held.table, held.destination) == (route.family, route.table, route.destination)
                 for held in held_routes):
-            undo[route.family].append(f"route del {route.destination} table {route.table} proto {protocol}")
+            undo_adds[route.family].append(f"route del {route.destination} table {route.table} proto {protocol}")
     for rule in wanted_rules:
         if rule not in held_rules:
-            undo[rule.family].append(f"rule del {rule.words()}")
+            undo_adds[rule.family].append(f"rule del {rule.words()}")
     for rule in held_rules:
         if rule not in wanted_rules and rule.fwmark >= 0 and rule.fwmask >= 0 and rule.table >= 0:
-            undo[rule.family].append(f"rule add {rule.words()}")
+            undo_removals[rule.family].append(f"rule add {rule.words()}")
     for route in held_routes:
         if route.via and not any(route_matches(route, wanted) for wanted in wanted_routes):
+            # A route of the same table and destination replaced it (an add); else a removal deleted it.
+            replaced = any((route.table, route.destination) == (wanted.table, wanted.destination)
+                           for wanted in wanted_routes if wanted.family == route.family)
+            undo = undo_adds if replaced else undo_removals
             undo[route.family].append(f"route replace {route.words(protocol)}")
-    return undo
+    return undo_adds, undo_removals
 
 
 def command_lines(batches):
