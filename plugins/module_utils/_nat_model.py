@@ -17,7 +17,7 @@ import socket
 from collections import namedtuple
 from dataclasses import dataclass, field
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import cidrs_of_interval
+from ansible_collections.netkit.egress.plugins.module_utils._net import cidrs_of_interval
 
 POLICY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")

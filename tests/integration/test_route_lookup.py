@@ -12,7 +12,7 @@ import ipaddress
 import json
 import random
 
-from ansible_collections.netkit.egress.plugins.module_utils._route_lookup import UNKNOWN, RouteLookup
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import UNKNOWN, RouteLookup
 
 V4_SETUP = [
     "ip route add default via 192.0.2.254",
