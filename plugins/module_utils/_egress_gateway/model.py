@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ansible_collections.netkit.egress.plugins.module_utils._net import (
-    FAMILIES, InputError, address_text, as_list, cidr_list, cidr_of, family_of, normalise_cidr, unique, validate_interface,
-    validate_name)
+    FAMILIES, InputError, address_text, as_list, cidr_list, cidr_of, family_of, normalise_cidr, unique,
+    validate_interface, validate_name)
 
 FORWARDING_SYSCTLS = {"ipv4": "net.ipv4.ip_forward", "ipv6": "net.ipv6.conf.all.forwarding"}
 NETWORK_KEYS = ("name", "cidr", "ranges")

@@ -19,7 +19,8 @@ def route(destination, via):
      [route("192.168.50.0/24", "10.100.0.1"), route("2001:db8:50::/64", "fd00:100::1"),
       route("10.0.0.0/8", "10.100.0.1")], []),
     # Overlapping ranges stay separate routes (as before the filter); the networks' ranges come after.
-    ({"gw": {"ranges": ["10.0.0.0/8"], "networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": ["10.1.0.0/16"]}]}},
+    ({"gw": {"ranges": ["10.0.0.0/8"],
+             "networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": ["10.1.0.0/16"]}]}},
      [route("10.0.0.0/8", "10.100.0.1"), route("10.1.0.0/16", "10.100.0.1")], []),
     # Excluded parts are cut out of every range, in both families.
     ({"gw": {"ranges": ["192.168.50.0/24", "2001:db8:50::/64"],

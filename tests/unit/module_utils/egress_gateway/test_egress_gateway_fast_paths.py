@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fast paths taken for 10,000 ranges give the same answers as the slow, obvious ones.
 
-``_net.collapse`` / ``normalise_cidr`` against ``ipaddress``; ``route_lookup``'s reading of rules and tables (its answers
-are checked against the kernel in tests/integration/test_route_lookup.py).
+``_net.collapse`` / ``normalise_cidr`` against ``ipaddress``; ``route_lookup``'s reading of rules and tables
+(its answers are checked against the kernel in tests/integration/test_route_lookup.py).
 """
 
 import ipaddress
@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse, normalise_cidr
-from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import UNKNOWN, RouteLookup, table_order
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import (
+    UNKNOWN, RouteLookup, table_order)
 
 IPV4_NETWORKS = st.builds(lambda value, prefix: str(ipaddress.IPv4Network((value, prefix), strict=False)),
                           st.integers(0, 2**32 - 1), st.integers(0, 32))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.model import desired_sysctls, route_probe_addresses, validate
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.model import (
+    desired_sysctls, route_probe_addresses, validate)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import build_plan
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse
 
