@@ -37,7 +37,7 @@ options:
     default: []
   excluded_ranges:
     description:
-      - IPv4/IPv6 CIDRs cut out of every range, the top-level O(ranges) and every O(networks[].ranges) alike:
+      - IPv4/IPv6 CIDRs cut out of every range, the top-level O(ranges) and every O(networks[].ranges) alike;
         traffic from the network to an excluded address is neither accepted, dropped nor masqueraded by our
         rules (it is not an egress range; the host's own forwarding policy decides), and the role
         P(netkit.egress.egress_client#role) gives the members no route to it.

@@ -265,7 +265,6 @@ def gather(states):
                            forward_accept=forward_accept)
 
 
-
 # ---- roll back ------------------------------------------------------------------------------
 def _ours_and_jumps(text, prefix):
     """{table: {"ours": {chain: [rule lines]}, "jumps": {builtin: [(position, spec)]}}}"""
@@ -410,4 +409,3 @@ def stale_set_removal(firewall, keep_sets):
     """Destroys our ipset sets that no desired rule names; last, once no rule of ours names them any more."""
     stale = [name for name in firewall.get("ipsets", {}) if name not in keep_sets]
     return [Transaction("ipset", "ipset", ipset.render_destroy(stale), undo="")] if stale else []
-
