@@ -394,6 +394,11 @@ class IptablesBackend:
         return [self._restore(family, render_removal(parsed)) for family, parsed in self.states.items()
                 if self.label(family) not in keep and current_canonical(parsed) is not None]
 
+    @staticmethod
+    def ipset_names(plan):
+        """The ipset sets this backend's rules name."""
+        return set(ipset.desired_sets(plan))
+
     def gather(self):
         found = gather(self.states)
         if found:

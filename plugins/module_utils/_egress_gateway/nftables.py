@@ -299,7 +299,7 @@ class NftablesBackend:
     name = "nftables"
     variant = None
 
-    def __init__(self, firewall):
+    def __init__(self, firewall, variant=None):
         self.table_json = firewall["nft_table"]
 
     def current(self):
@@ -327,6 +327,11 @@ class NftablesBackend:
 
     def gather(self):
         return gather(self.table_json)
+
+    @staticmethod
+    def ipset_names(plan):
+        """The ipset sets this backend's rules name (none)."""
+        return ()
 
     @staticmethod
     def _transaction(script):

@@ -24,7 +24,7 @@ from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.rout
 from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
 from ansible_collections.netkit.egress.plugins.module_utils._net import FAMILIES, InputError, family_of
 
-OFFLINE_BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend}
+BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend}
 
 
 # ---- reading the host -----------------------------------------------------------------------
@@ -53,9 +53,7 @@ def backends_on(firewall):
 
 def chosen_backend(decision, firewall):
     """The one place that turns the decision into a backend object."""
-    if decision.backend == "nftables":
-        return NftablesBackend(firewall)
-    return IptablesBackend(firewall, decision.variant)
+    return BACKENDS[decision.backend](firewall, decision.variant)
 
 
 def route_answers(host, addresses):
@@ -161,7 +159,7 @@ def run_rendered(params, config):
                                               "(rendering runs offline, without route lookups)")
     interfaces = {cidr: config.interface for cidr in ranges}
     plan = build_plan(config, interfaces)
-    rendered = OFFLINE_BACKENDS[backend].render_offline(plan)
+    rendered = BACKENDS[backend].render_offline(plan)
     variant = params["iptables_variant"] if backend == "iptables" and params["iptables_variant"] != "auto" else None
     return dict(changed=False, backend=backend, iptables_variant=variant,
                 backend_reason="state=rendered runs offline: "
@@ -219,8 +217,7 @@ def run_converge(module, host, params, config):
         plan = build_plan(config, interfaces)
         backend = chosen_backend(decision, firewall)
         desired, rendered, boot, transactions = backend.render(plan, before_objects)
-        keep_sets = set(ipset.desired_sets(plan)) if backend.name == "iptables" else ()
-        transactions += leftover_removals(firewall, backends, desired, keep_sets)
+        transactions += leftover_removals(firewall, backends, desired, backend.ipset_names(plan))
     else:
         desired, transactions = {}, leftover_removals(firewall, backends, {})
 
