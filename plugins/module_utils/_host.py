@@ -250,7 +250,7 @@ class Host:
 
     def routing_state(self, family):
         """(rules, routes of every table) of one family, as ``ip -j rule show`` and ``ip -j route show table
-        all`` print them: two small reads that let ``_route_lookup`` answer most route lookups itself."""
+        all`` print them: two small reads that let ``_egress_gateway.route_lookup`` answer most route lookups itself."""
         return self.ip_json("rule", "show", family=family), self.ip_json("route", "show", "table", "all", family=family)
 
     def link_names(self):

@@ -10,18 +10,22 @@ jump rule into each from ``FORWARD`` / ``POSTROUTING``, inserted at the top only
 the nf_tables and the legacy variant), so re-declaring our chains replaces their rules atomically per table
 and leaves every other chain alone.
 
-Ranges and network cidrs are matched with ipset sets (``-m set --match-set``, see ``_egress_ipset``), one
+Ranges and network cidrs are matched with ipset sets (``-m set --match-set``, see ``ipset``), one
 rule per path like the nftables backend, so the cost per packet does not grow with the number of ranges.
 The sets' contents are part of the canonical text: a changed range is a change even when no rule differs.
+``IptablesBackend`` is this file (and ``ipset``) behind the interface that ``run`` uses for both backends.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 
-from ansible_collections.netkit.egress.plugins.module_utils import _egress_ipset as ipset
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import FAMILIES, collapse, gathered_config
+from ansible_collections.netkit.egress.plugins.module_utils import _iptables_save
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import ipset
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import gathered_params
+from ansible_collections.netkit.egress.plugins.module_utils._host import Host
+from ansible_collections.netkit.egress.plugins.module_utils._net import FAMILIES, InputError, by_family, collapse
+from ansible_collections.netkit.egress.plugins.module_utils._transaction import Transaction
 
 FORWARD_CHAIN = "NETKIT-EGRESS-FWD"
 NAT_CHAIN = "NETKIT-EGRESS-NAT"
@@ -159,22 +163,15 @@ def desired_canonical(plan, family):
 def parse_save(text, ipsets=None):
     """iptables-save output -> {table: {'exists', 'jumps', 'rules'}} for our chains only, plus 'sets':
     {name: elements, or None when missing} of the sets our rules match on, from ``ipsets``
-    (``_egress_ipset.parse_save`` of the host's ``ipset save``)."""
-    state = {table: {"exists": False, "jumps": 0, "rules": []} for table in OUR_CHAINS}
-    table = None
-    for line in text.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-            continue
-        if table not in OUR_CHAINS:
-            continue
-        chain, builtin = OUR_CHAINS[table]
-        if line.startswith(f":{chain} "):
-            state[table]["exists"] = True
-        elif line == f"-A {builtin} -j {chain}":
-            state[table]["jumps"] += 1
-        elif line.startswith(f"-A {chain} "):
-            state[table]["rules"].append(line)
+    (``ipset.parse_save`` of the host's ``ipset save``)."""
+    tables = _iptables_save.parse(text)
+    state = {}
+    for table_name, (chain, builtin) in OUR_CHAINS.items():
+        table = tables.get(table_name, _iptables_save.Table())
+        state[table_name] = {
+            "exists": chain in table.chains,
+            "jumps": sum(1 for rule in table.rules_of(builtin) if rule.spec == f"-j {chain}"),
+            "rules": [rule.line for rule in table.rules_of(chain) if rule.spec]}
     names = referenced_sets(rule for table in OUR_CHAINS for rule in state[table]["rules"])
     state["sets"] = {name: (ipsets or {}).get(name, (None, None))[1] for name in names}
     return state
@@ -206,16 +203,6 @@ def _canonical_text(state):
 
 
 # ---- gathered -------------------------------------------------------------------------------
-def _options(rule):
-    """'-A C -s X -d Y -i I -o O ... -j T' -> {'-s': X, ...,'--comment': C, '-j': T}."""
-    words = shlex.split(rule)
-    options = {}
-    for index, word in enumerate(words):
-        if word.startswith("-") and index + 1 < len(words) and not words[index + 1].startswith("-"):
-            options.setdefault(word, words[index + 1])
-    return options
-
-
 def _addresses(rule, options, sets, direction):
     """The CIDRs a rule matches in one direction: its ``-s``/``-d`` (rules of earlier versions, one per
     pair) or the elements of its ``--match-set NAME src|dst``; None when it does not match on them."""
@@ -240,7 +227,7 @@ def gather(states):
         found = True
         sets = state.get("sets", {})
         for rule in state["filter"]["rules"]:
-            opts = _options(rule)
+            opts = _iptables_save.options(rule)
             comment = opts.get("--comment", "")
             network = comment[len(NETWORK_COMMENT_PREFIX):] if comment.startswith(NETWORK_COMMENT_PREFIX) else None
             sources, destinations = (_addresses(rule, opts, sets, "src"), _addresses(rule, opts, sets, "dst"))
@@ -263,7 +250,7 @@ def gather(states):
                     for key, values in (("cidr", sources or ()), ("ranges", destinations)):
                         entry[key] += [value for value in values if value not in entry[key]]
         for rule in state["nat"]["rules"]:
-            opts = _options(rule)
+            opts = _iptables_save.options(rule)
             if opts.get("-o") == network_interface and network_interface is not None:
                 reverse_nat = True
             else:
@@ -271,11 +258,159 @@ def gather(states):
     if not found:
         return None
     for entry in networks.values():
-        entry["cidr"] = [c for fam in FAMILIES for c in collapse(x for x in entry["cidr"] if _family(x) == fam)]
-    return gathered_config("iptables", plain_ranges, union, networks, interfaces, nat=nat,
+        grouped = by_family(entry["cidr"])
+        entry["cidr"] = [cidr for family in FAMILIES for cidr in collapse(grouped.get(family, ()))]
+    return gathered_params("iptables", plain_ranges, union, networks, interfaces, nat=nat,
                            network_interface=network_interface, reverse_nat=reverse_nat,
                            forward_accept=forward_accept)
 
 
-def _family(cidr):
-    return "ipv6" if ":" in cidr else "ipv4"
+# ---- roll back ------------------------------------------------------------------------------
+def _ours_and_jumps(text, prefix):
+    """{table: {"ours": {chain: [rule lines]}, "jumps": {builtin: [(position, spec)]}}}"""
+    found = {}
+    for name, table in _iptables_save.parse(text).items():
+        ours, jumps = {}, {}
+        for chain in table.chains:
+            if _iptables_save.is_ours(chain, prefix):
+                ours.setdefault(chain, [])
+        for rule in table.rules:
+            if _iptables_save.is_ours(rule.chain, prefix):
+                ours.setdefault(rule.chain, []).append(rule.line)
+            elif rule.jumps_to(prefix):
+                jumps.setdefault(rule.chain, []).append((rule.position, rule.spec))
+        found[name] = {"ours": ours, "jumps": jumps}
+    return found
+
+
+def restore_previous(original, current, prefix=_iptables_save.OUR_CHAIN_PREFIX):
+    """``iptables-restore --noflush`` input that turns our chains and jumps in ``current`` (an
+    ``iptables-save`` text read now) back into those of ``original`` (read before the run); ``""``
+    when they already are the same. Foreign chains and rules are never named."""
+    before, now = _ours_and_jumps(original, prefix), _ours_and_jumps(current, prefix)
+    lines = []
+    for table in sorted(set(before) | set(now)):
+        old = before.get(table, {"ours": {}, "jumps": {}})
+        new = now.get(table, {"ours": {}, "jumps": {}})
+        if old == new:
+            continue
+        lines.append(f"*{table}")
+        for builtin, jumps in sorted(new["jumps"].items()):
+            lines += [f"-D {builtin} {spec}" for _position, spec in jumps]
+        # Declaring an existing chain with --noflush empties it (both variants); new ones are created.
+        lines += [f":{chain} - [0:0]" for chain in sorted(old["ours"])]
+        extra = sorted(set(new["ours"]) - set(old["ours"]))
+        lines += [f"-F {chain}" for chain in extra]
+        lines += [f"-X {chain}" for chain in extra]
+        for chain in sorted(old["ours"]):
+            lines += old["ours"][chain]
+        for builtin, jumps in sorted(old["jumps"].items()):
+            lines += [f"-I {builtin} {position} {spec}" for position, spec in sorted(jumps)]
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+# ---- the backend interface ------------------------------------------------------------------
+def states_of(firewall, variant):
+    """{family: parsed state of our chains} of one variant, from the host state read once."""
+    return {family: parse_save(text, firewall.get("ipsets"))
+            for family, text in (firewall["saves"].get(variant) or {}).items()}
+
+
+class IptablesBackend:
+    """Our chains of one iptables variant (and the ipset sets they match on), from the host state
+    ``run.read_firewall`` read once."""
+    name = "iptables"
+
+    def __init__(self, firewall, variant):
+        self.variant = variant
+        self.firewall = firewall
+        self.states = states_of(firewall, variant)
+
+    def label(self, family):
+        return f"iptables-{self.variant} {family}"
+
+    def current(self):
+        """{label: canonical text} of what we own now in this variant."""
+        found = {}
+        for family, parsed in self.states.items():
+            canonical = current_canonical(parsed)
+            if canonical is not None:
+                found[self.label(family)] = canonical
+        return found
+
+    @staticmethod
+    def render_offline(plan):
+        """The ``rendered`` result without reading the host."""
+        rendered = {family: render_restore(plan, family) for family in plan.families}
+        rendered["ipset"] = ipset.render_restore(ipset.desired_sets(plan))
+        return rendered
+
+    def _restore(self, family, payload):
+        variant, saves = self.variant, self.firewall["saves"]
+
+        def undo(host):
+            # What a half-applied file left is known only after the failure: read it then.
+            return restore_previous(saves[variant][family], host.iptables_save(family, variant))
+        return Transaction(self.label(family), "iptables-restore", payload, undo=undo, target=(family, variant),
+                           test_payload=testable(payload, set(self.firewall.get("ipsets", {}))))
+
+    def render(self, plan, current):
+        """(desired {label: canonical}, rendered, boot rules, transactions) to go from ``current`` to ``plan``."""
+        if not self.firewall.get("ipset_available"):
+            raise InputError("backend", problem="the iptables backend matches ranges with ipset sets, and the ipset "
+                             "binary is not on the host (install the ipset package, or use backend: nftables)")
+        desired, rendered, boot, transactions = {}, {}, {}, []
+        for family in plan.families:
+            parsed = self.states.get(family)
+            if parsed is None:
+                raise InputError("backend",
+                                 problem=f"{Host.iptables_binary(family, self.variant, 'save')} is not installed")
+            label = self.label(family)
+            desired[label] = desired_canonical(plan, family)
+            jumps = {table: parsed[table]["jumps"] > 0 for table in OUR_CHAINS}
+            rendered[family] = render_restore(plan, family, jumps)
+            boot[family] = render_restore(plan, family)
+            if current.get(label) != desired[label]:
+                transactions.append(self._restore(family, rendered[family]))
+        sets, existing = ipset.desired_sets(plan), self.firewall["ipsets"]
+        rendered["ipset"] = boot["ipset"] = ipset.render_restore(sets)
+        if transactions:
+            # Sets are prepared before the rules (a rule cannot name a set that does not exist) and swapped
+            # in after them: a failed rule change is undone by destroying what was prepared.
+            prepare, commit = ipset.render_prepare(sets, existing), ipset.render_commit(sets, existing)
+            if prepare:
+                undo = ipset.render_destroy(ipset.prepared_names(sets, existing))
+                transactions.insert(0, Transaction("ipset", "ipset", prepare, undo=undo))
+            if commit:
+                swapped = {name: existing[name] for name in ipset.changed_sets(sets, existing) if name in existing}
+                # Undone by swapping the old content back; the undo of the preparation then destroys NAME-new.
+                transactions.append(Transaction("ipset", "ipset", commit,
+                                                undo=ipset.render_restore(swapped, keep_temp=True)))
+        return desired, rendered, boot, transactions
+
+    def removals(self, keep):
+        """Transactions that remove our chains of this variant, except the families whose label is in ``keep``."""
+        return [self._restore(family, render_removal(parsed)) for family, parsed in self.states.items()
+                if self.label(family) not in keep and current_canonical(parsed) is not None]
+
+    @staticmethod
+    def ipset_names(plan):
+        """The ipset sets this backend's rules name."""
+        return set(ipset.desired_sets(plan))
+
+    def gather(self):
+        found = gather(self.states)
+        if found:
+            found[0]["iptables_variant"] = self.variant
+        return found
+
+    def gathered_raw(self):
+        return {family: current_canonical(parsed) for family, parsed in self.states.items()
+                if current_canonical(parsed) is not None}
+
+
+def stale_set_removal(firewall, keep_sets):
+    """Destroys our ipset sets that no desired rule names; last, once no rule of ours names them any more."""
+    stale = [name for name in firewall.get("ipsets", {}) if name not in keep_sets]
+    return [Transaction("ipset", "ipset", ipset.render_destroy(stale), undo="")] if stale else []

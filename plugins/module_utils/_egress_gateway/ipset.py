@@ -19,7 +19,7 @@ boot file and the ``rendered`` output.
 
 from __future__ import annotations
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import collapse
+from ansible_collections.netkit.egress.plugins.module_utils._net import collapse
 
 PREFIX = "netkit-egress-"
 TEMP_SUFFIX = "-new"

@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-from ansible_collections.netkit.egress.plugins.module_utils import _persist as persist
-from ansible_collections.netkit.egress.plugins.module_utils._backend import BackendError, decide, foreign_usage
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import persist
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.backend import decide, foreign_usage
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
 EMPTY = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
 DOCKER = "*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n"
@@ -41,9 +42,9 @@ def test_reason_names_the_evidence():
 
 
 def test_no_firewall_tool_is_an_error():
-    with pytest.raises(BackendError, match="backend:"):
+    with pytest.raises(InputError, match="backend:"):
         decide("auto", "auto", False, None, {})
-    with pytest.raises(BackendError, match="backend: nftables"):
+    with pytest.raises(InputError, match="backend: nftables"):
         decide("nftables", "auto", False, "nft", {})
 
 
@@ -87,7 +88,7 @@ def test_manifest_trusts_only_absolute_paths_of_our_own_file_names():
 
 
 def test_files_persisted_under_other_directories_are_removed_when_persistence_is_turned_off(tmp_path):
-    from ansible_collections.netkit.egress.plugins.module_utils import _egress_gateway_run as module
+    from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import run as module
 
     class FileHost:
         @staticmethod

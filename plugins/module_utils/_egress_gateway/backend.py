@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BUILTIN_CHAINS = {"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"}
-OUR_CHAIN_PREFIX = "NETKIT-"
+from ansible_collections.netkit.egress.plugins.module_utils import _iptables_save
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
+
 VARIANTS = ("nft", "legacy")
-
-
-class BackendError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -32,19 +29,17 @@ def foreign_usage(save_text):
     """What in an iptables-save dump shows that someone else uses iptables (ours ignored)."""
     evidence = []
     rules = 0
-    for line in (save_text or "").splitlines():
-        if line.startswith(":"):
-            name, policy = (line[1:].split() + ["-"])[:2]
-            if name.startswith(OUR_CHAIN_PREFIX):
+    for table in _iptables_save.parse(save_text).values():
+        for name, policy in table.chains.items():
+            if _iptables_save.is_ours(name):
                 continue
-            if name in BUILTIN_CHAINS:
+            if name in _iptables_save.BUILTIN_CHAINS:
                 if policy not in ("ACCEPT", "-"):
                     evidence.append(f"{name} policy {policy}")
             else:
                 evidence.append(f"chain {name}")
-        elif line.startswith("-A "):
-            words = line.split()
-            if words[1].startswith(OUR_CHAIN_PREFIX) or words[-1].startswith(OUR_CHAIN_PREFIX):
+        for rule in table.rules:
+            if _iptables_save.is_ours(rule.chain) or _iptables_save.is_ours(rule.spec.split()[-1] if rule.spec else ""):
                 continue
             rules += 1
     if rules:
@@ -79,7 +74,7 @@ def decide(backend, variant, nft_available, default_variant, saves):
     usage = _usage_by_variant(saves)
     if backend == "nftables":
         if not nft_available:
-            raise BackendError("backend: nftables requested but the nft binary is not on the host")
+            raise InputError("backend", problem="nftables requested but the nft binary is not on the host")
         return Decision("nftables", None, "backend: nftables was requested")
     if backend == "iptables":
         chosen = variant if variant != "auto" else _pick_variant(usage, default_variant)
@@ -96,6 +91,6 @@ def decide(backend, variant, nft_available, default_variant, saves):
     if nft_available:
         return Decision("nftables", None, "no foreign iptables rules and the nft binary is present")
     if default_variant is None:
-        raise BackendError("backend: neither nft nor iptables is installed on the host")
+        raise InputError("backend", problem="neither nft nor iptables is installed on the host")
     chosen = variant if variant != "auto" else default_variant
     return Decision("iptables", chosen, f"the nft binary is missing; using iptables ({chosen} variant)")

@@ -22,10 +22,9 @@ multicast entries, dead or link-down next hops, equal-metric ties) is ``UNKNOWN`
 
 from __future__ import annotations
 
-import ipaddress
+from ansible_collections.netkit.egress.plugins.module_utils._net import BITS, address_value, cidr_of
 
 UNKNOWN = "unknown"
-BITS = {"ipv4": 32, "ipv6": 128}
 DEFAULT_RULES = {(0, "local"), (32766, "main"), (32767, "default")}
 _NO_ROUTE_TYPES = {"ipv4": {"blackhole", "unreachable", "prohibit"}, "ipv6": set()}
 _LOCAL_TYPES = {"local", "anycast"}
@@ -33,22 +32,14 @@ _RULE_KEYS = {"priority", "src", "table"}
 _UNMODELLED_ROUTE_KEYS = {"nexthops", "nhid", "tos", "dsfield", "from", "encap"}
 
 
-def address_value(text, family):
-    """Integer value of an address text."""
-    if family == "ipv4":
-        first, second, third, fourth = text.split(".")
-        return int(first) << 24 | int(second) << 16 | int(third) << 8 | int(fourth)
-    return int(ipaddress.IPv6Address(text))
-
-
 def _destination(text, family):
     """(prefix length, network value) of a route's ``dst`` as ``ip -j`` prints it."""
     if text == "default":
         return 0, 0
-    network = ipaddress.ip_network(text, strict=False)
-    if (network.version == 4) != (family == "ipv4"):
+    network = cidr_of(text)
+    if network.family != family:
         raise ValueError(f"{text} is not {family}")
-    return network.prefixlen, int(network.network_address)
+    return network.prefix, network.first
 
 
 def _decision(route, family):
@@ -114,7 +105,7 @@ class RouteLookup:
         if self.order is None:
             return UNKNOWN
         bits = BITS[self.family]
-        value = address_value(address, self.family)
+        _family, value = address_value(address)
         for table in self.order:
             lengths, decisions = self.tables.get(table, ((), {}))
             for length in lengths:

@@ -2,8 +2,10 @@
 
 import pytest
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import (
-    ModelError, build_plan, collapse, desired_sysctls, route_probe_addresses, validate)
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.model import (
+    desired_sysctls, route_probe_addresses, validate)
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import build_plan
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse
 
 BASE = {"network_interface": "nm0"}
 
@@ -35,7 +37,7 @@ BASE = {"network_interface": "nm0"}
     ({"reverse_nat": True, "ranges": ["10.0.0.0/8"]}, "reverse_nat: needs networks"),
 ])
 def test_bad_input_names_the_field(params, message):
-    with pytest.raises(ModelError) as error:
+    with pytest.raises(InputError) as error:
         validate(dict(BASE, **params))
     assert message in str(error.value)
 

@@ -1,9 +1,10 @@
 """Golden renders for nftables and iptables, and canonical comparison of what the kernel reports."""
 
-from ansible_collections.netkit.egress.plugins.module_utils import _egress_iptables as ipt
-from ansible_collections.netkit.egress.plugins.module_utils import _egress_ipset as ipset
-from ansible_collections.netkit.egress.plugins.module_utils import _egress_nft as nft
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import build_plan, validate
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import iptables as ipt
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import ipset
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import nftables as nft
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.model import validate
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import build_plan
 
 SEGMENTED = {"network_interface": "nm0", "nat": True, "reverse_nat": True,
              "networks": [{"name": "a", "cidr": ["100.64.1.0/24", "fd00:1::/64"],
@@ -231,7 +232,8 @@ def test_iptables_absent_when_nothing_is_ours():
 
 
 def test_rendered_state_runs_offline_and_needs_an_interface():
-    from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway_run import Failure, run_rendered
+    from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.run import run_rendered
+    from ansible_collections.netkit.egress.plugins.module_utils._net import InputError as Failure
     params = {"backend": "iptables", "iptables_variant": "auto", "network_interface": "wg-not-here",
               "ranges": ["192.0.2.9/24", "2001:db8::/32"], "interface": "eth9"}
     result = run_rendered(params, validate(params))

@@ -6,15 +6,19 @@
 The table ``inet netkit_egress`` is ours alone. Desired and current state are both turned into the same
 canonical text (sets with merged, sorted elements; chains with their rules in ``nft list`` syntax, no
 handles, no counters), so that messy input (``10.1.2.3/8``, overlaps, upper case IPv6) still compares
-equal to what the kernel reports.
+equal to what the kernel reports. ``NftablesBackend`` is this file behind the interface that ``run`` uses
+for both backends.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import collapse, gathered_config
+from ansible_collections.netkit.egress.plugins.module_utils import _nft_table
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import gathered_params
+from ansible_collections.netkit.egress.plugins.module_utils._net import (
+    BITS, address_value, cidr_text, cidrs_of_interval, collapse)
+from ansible_collections.netkit.egress.plugins.module_utils._transaction import Transaction
 
 TABLE_FAMILY = "inet"
 TABLE_NAME = "netkit_egress"
@@ -127,7 +131,7 @@ def render_script(plan):
 
 
 def render_delete_script():
-    return f"table {TABLE} {{}}\ndelete table {TABLE}\n"
+    return _nft_table.delete_script(TABLE_FAMILY, TABLE_NAME)
 
 
 def desired_canonical(plan):
@@ -151,31 +155,18 @@ def _canonical_text(sets, chains):
 
 
 # ---- current state (nft -j) -----------------------------------------------------------------
-def _element_networks(element):
-    """One JSON set element -> list of ip_network (prefix, single address or range)."""
-    if isinstance(element, dict) and "elem" in element:
-        return _element_networks(element["elem"].get("val"))
-    if isinstance(element, str):
-        return [ipaddress.ip_network(element, strict=False)]
-    if isinstance(element, dict) and "prefix" in element:
-        prefix = element["prefix"]
-        return [ipaddress.ip_network(f"{prefix['addr']}/{prefix['len']}", strict=False)]
-    if isinstance(element, dict) and "range" in element:
-        low, high = (ipaddress.ip_address(value) for value in element["range"])
-        return list(ipaddress.summarize_address_range(low, high))
-    raise ValueError(f"unexpected set element {element!r}")
-
-
 def _element_texts(element):
-    """One JSON set element -> CIDR texts; prefixes and addresses without building ip_network objects
-    (10,000 elements are read on every run)."""
+    """One JSON set element -> CIDR texts (a prefix, a single address or a range of addresses)."""
     if isinstance(element, dict) and "elem" in element:
         return _element_texts(element["elem"].get("val"))
     if isinstance(element, str):
         return [element]
     if isinstance(element, dict) and "prefix" in element:
         return [f"{element['prefix']['addr']}/{element['prefix']['len']}"]
-    return [str(net) for net in _element_networks(element)]
+    if isinstance(element, dict) and "range" in element:
+        (family, low), (_family, high) = (address_value(value) for value in element["range"])
+        return [cidr_text(family, first, prefix) for first, prefix in cidrs_of_interval(low, high, BITS[family])]
+    raise ValueError(f"unexpected set element {element!r}")
 
 
 def set_elements(set_json):
@@ -297,6 +288,53 @@ def gather(table_json):
                 nat = True
             else:
                 reverse_nat = True
-    return gathered_config("nftables", plain_ranges, union, networks, interfaces, nat=nat,
+    return gathered_params("nftables", plain_ranges, union, networks, interfaces, nat=nat,
                            network_interface=network_interface, reverse_nat=reverse_nat,
                            forward_accept=forward_accept)
+
+
+# ---- the backend interface ------------------------------------------------------------------
+class NftablesBackend:
+    """Our nftables table, from the host state ``run.read_firewall`` read once."""
+    name = "nftables"
+    variant = None
+
+    def __init__(self, firewall, variant=None):
+        self.table_json = firewall["nft_table"]
+
+    def current(self):
+        """{label: canonical text} of what we own now."""
+        canonical = current_canonical(self.table_json)
+        return {} if canonical is None else {"nftables": canonical}
+
+    @staticmethod
+    def render_offline(plan):
+        """The ``rendered`` result without reading the host."""
+        return render_script(plan)
+
+    def render(self, plan, current):
+        """(desired {label: canonical}, rendered, boot rules, transactions) to go from ``current`` to ``plan``."""
+        script = render_script(plan)
+        desired = {"nftables": desired_canonical(plan)}
+        transactions = [] if current.get("nftables") == desired["nftables"] else [self._transaction(script)]
+        return desired, script, script, transactions
+
+    def removals(self, keep):
+        """Transactions that remove what we own here unless its label is in ``keep``."""
+        if self.table_json is None or "nftables" in keep:
+            return []
+        return [self._transaction(render_delete_script())]
+
+    def gather(self):
+        return gather(self.table_json)
+
+    @staticmethod
+    def ipset_names(plan):
+        """The ipset sets this backend's rules name (none)."""
+        return ()
+
+    @staticmethod
+    def _transaction(script):
+        # The table is read for the undo only when a later transaction could fail: at 10,000 ranges the
+        # read costs as much as the apply itself.
+        return Transaction("nftables", "nft", script, snapshot=_nft_table.snapshot(TABLE_FAMILY, TABLE_NAME))

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fast paths taken for 10,000 ranges give the same answers as the slow, obvious ones.
 
-collapse / normalise_cidr against ``ipaddress``; _route_lookup's reading of rules and tables (its answers
-are checked against the kernel in tests/integration/test_route_lookup.py).
+``_net.collapse`` / ``normalise_cidr`` against ``ipaddress``; ``route_lookup``'s reading of rules and tables
+(its answers are checked against the kernel in tests/integration/test_route_lookup.py).
 """
 
 import ipaddress
@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netkit.egress.plugins.module_utils._egress_model import ModelError, collapse, normalise_cidr
-from ansible_collections.netkit.egress.plugins.module_utils._route_lookup import UNKNOWN, RouteLookup, table_order
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse, normalise_cidr
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import (
+    UNKNOWN, RouteLookup, table_order)
 
 IPV4_NETWORKS = st.builds(lambda value, prefix: str(ipaddress.IPv4Network((value, prefix), strict=False)),
                           st.integers(0, 2**32 - 1), st.integers(0, 32))
@@ -53,7 +54,7 @@ def test_normalise_cidr_ipv4_agrees_with_ipaddress(octets, prefix):
     except ValueError:
         expected = None
     if expected is None or text != text.strip():
-        with pytest.raises(ModelError, match="ranges"):
+        with pytest.raises(InputError, match="ranges"):
             normalise_cidr(text, "ranges[0]")
     else:
         assert normalise_cidr(text, "ranges[0]") == expected
