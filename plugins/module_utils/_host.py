@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, parse_address
+
 _LOCALE = {"LANGUAGE": "C", "LC_ALL": "C", "LANG": "C"}
 _SBIN_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin"]
 
@@ -21,11 +23,9 @@ def _address_key(address):
     """IPv6 texts in one canonical form (the kernel's and ours may differ in case or zero runs)."""
     if ":" not in address:
         return address
-    import ipaddress
-
     try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
+        return parse_address(address, "address")
+    except InputError:
         return address
 
 
