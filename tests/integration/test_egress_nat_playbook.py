@@ -272,7 +272,7 @@ def test_overlapping_policies_the_name_that_sorts_first_wins_everywhere(cluster,
     assert seen == {"p1a": "192.168.1.103", "p1b": "192.168.1.100", "p2a": "192.168.1.100",
                     "p2b": "192.168.1.100"}
     for pod in ("p1a", "p2b"):
-        assert [cluster.whoami(pod, cluster_lab.SERVER) for _ in range(3)] == [seen[pod]] * 3
+        assert [cluster.whoami(pod, cluster_lab.SERVER) for attempt in range(3)] == [seen[pod]] * 3
 
     status = show_status(inventory)
     assert status["a-frontends"]["state"] == "Applied"
