@@ -37,9 +37,31 @@ def _default_route_addresses(facts):
     return addresses
 
 
+def _routers(facts):
+    return [route["gateway"] for route in (facts.get("default_ipv4") or {}, facts.get("default_ipv6") or {})
+            if route.get("gateway")]
+
+
+def _connected_networks(facts):
+    """``address/prefix`` of every address on every interface but loopback (facts of the network subset)."""
+    networks = []
+    for name in facts.get("interfaces") or []:
+        interface = facts.get(name) or facts.get(str(name).replace("-", "_")) or {}
+        if not isinstance(interface, dict) or interface.get("type") == "loopback" or name == "lo":
+            continue
+        entries = [interface.get("ipv4") or {}] + list(interface.get("ipv4_secondaries") or []) + \
+            list(interface.get("ipv6") or [])
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("address") and entry.get("prefix") not in (None, ""):
+                if entry.get("scope") not in ("link", "host"):
+                    networks.append(f"{entry['address']}/{entry['prefix']}")
+    return networks
+
+
 def host_report(host_vars):
     """What one host reported in this run, read from its hostvars: reachable (facts were gathered),
-    its addresses in the nodes' subnet, its workloads and the floating IPs it holds now."""
+    its addresses in the nodes' subnet, its workloads, the floating IPs it holds now, and from facts
+    every address it has, its connected networks and its default gateways (routers)."""
     facts = host_vars.get("ansible_facts") or {}
     held = (host_vars.get("egress_nat_held") or {}).get("addresses") or []
     return {
@@ -47,6 +69,10 @@ def host_report(host_vars):
         "addresses": list(host_vars.get("egress_nat_node_addresses") or []) or _default_route_addresses(facts),
         "workloads": list(host_vars.get("egress_workloads") or []),
         "held": [entry["address"] for entry in held],
+        "own_addresses": list(facts.get("all_ipv4_addresses") or []) + list(facts.get("all_ipv6_addresses") or []),
+        "connected": _connected_networks(facts),
+        "routers": _routers(facts),
+        "pod_cidrs": list(host_vars.get("egress_nat_pod_cidrs") or []),
     }
 
 

@@ -154,7 +154,9 @@ notes:
   - "A gateway needs O(return_routes) (or other routes) to the workload addresses: the external side
     has no route to them, and without one the de-NATed replies are lost whatever C(rp_filter) says."
   - Original values of sysctls the module changed are kept in C(/etc/netkit-egress/nat_policy.json).
-  - Policies that overlap are applied in the order of their names; the first match wins.
+  - Policies that overlap are applied in the order of their names; the first match wins, with both roles
+    (C(source) marks a new connection only when no earlier policy marked it; C(gateway) SNAT rules are
+    terminal), so a node steers to the egress IP its gateway translates to.
   - On a gateway node, the module shares the protocol number of its main-table routes with nothing
     else of the collection by default; give O(route_protocol) another value if a host also runs
     another producer of C(proto 201) routes in its main table.

@@ -4,7 +4,9 @@ Every test builds the lab cluster (see lab/cluster_lab.py) in its own namespaces
 server which source address it saw from each pod.
 """
 
+import hashlib
 import os
+import re
 
 import pytest
 import yaml
@@ -16,6 +18,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "egress_nat.yml")
 STATUS_PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "status.yml")
 
+GUIDE_MANIFESTS_DEFAULT = cluster_lab.GUIDE_MANIFESTS
 NODE_OF = {pod: spec[0] for pod, spec in cluster_lab.PODS.items()}
 NODE_ADDRESS = {pod: cluster_lab.NODES[node] for pod, node in NODE_OF.items()}
 
@@ -193,3 +196,178 @@ def test_invalid_inventory_fails_before_any_host_changes(cluster, tmp_path, case
     assert rc != 0
     assert expected in failure_messages(output)
     assert snapshots(cluster) == before
+
+
+# ---- issue 11: overlapping policies, routers, workload addresses ---------------------------------
+# Three policies select p1a (alice's frontend) for the same destinations, each with its own group. The
+# name that sorts first (a-frontends) wins on node1 and on the gateways alike; b-everyone keeps every
+# other pod; c-alice is left with nothing. Allocation puts 192.168.1.100 on gw1 and 192.168.1.103 on gw2:
+# a node steering by one policy while a gateway translates with another would lose the replies.
+OVERLAPPING = """\
+kind: NetworkGatewayGroup
+apiVersion: networking.gke.io/v1
+metadata: {namespace: kube-system, name: default}
+spec: {floatingIPs: [192.168.1.100, 192.168.1.101, 192.168.1.102]}
+---
+kind: NetworkGatewayGroup
+apiVersion: networking.gke.io/v1
+metadata: {namespace: kube-system, name: team}
+spec: {floatingIPs: [192.168.1.103]}
+---
+kind: NetworkGatewayGroup
+apiVersion: networking.gke.io/v1
+metadata: {namespace: kube-system, name: alice}
+spec: {floatingIPs: [192.168.1.104]}
+---
+kind: EgressNATPolicy
+apiVersion: networking.gke.io/v1
+metadata: {name: b-everyone}
+spec:
+  sources: [{}]
+  destinations: [{cidr: 203.0.113.0/24}]
+  gatewayRef: {name: default, namespace: kube-system}
+---
+kind: EgressNATPolicy
+apiVersion: networking.gke.io/v1
+metadata: {name: a-frontends}
+spec:
+  sources:
+  - namespaceSelector: {matchLabels: {user: alice}}
+    podSelector: {matchLabels: {role: frontend}}
+  destinations: [{cidr: 203.0.113.0/25}, {cidr: 203.0.113.128/25}]
+  gatewayRef: {name: team, namespace: kube-system}
+---
+kind: EgressNATPolicy
+apiVersion: networking.gke.io/v1
+metadata: {name: c-alice}
+spec:
+  sources:
+  - namespaceSelector: {matchLabels: {user: alice}}
+    podSelector: {matchLabels: {role: frontend}}
+  destinations: [{cidr: 203.0.113.0/24}]
+  gatewayRef: {name: alice, namespace: kube-system}
+"""
+POD_CIDRS = {"node1": ["10.10.1.0/24"], "node2": ["10.10.2.0/24"]}
+
+
+def holder_of(lab, address):
+    return [g for g in cluster_lab.GATEWAYS if f" {address}/" in lab.sh(g, "ip -4 -o addr show dev eth0").stdout]
+
+
+def show_status(inventory):
+    rc, status = ansible_playbook(STATUS_PLAYBOOK, inventory)
+    assert rc == 0, status
+    shown = [r["msg"] for _name, _host, r in task_results(status, "Show gateway groups and policies") if "msg" in r]
+    return {policy["metadata"]["name"]: policy["status"] for policy in yaml.safe_load(shown[0])["egressNATPolicies"]}
+
+
+def test_overlapping_policies_the_name_that_sorts_first_wins_everywhere(cluster, tmp_path):
+    inventory = write_cluster_inventory(cluster, tmp_path, OVERLAPPING, pod_cidrs=POD_CIDRS)
+    rc, output = ansible_playbook(PLAYBOOK, inventory)
+    assert rc == 0, output
+    assert holder_of(cluster, "192.168.1.100") == ["gw1"] and holder_of(cluster, "192.168.1.103") == ["gw2"]
+
+    # Real TCP: the selected pod's connection works and the server sees the winner's floating IP.
+    seen = cluster_lab.source_addresses(cluster)
+    assert seen == {"p1a": "192.168.1.103", "p1b": "192.168.1.100", "p2a": "192.168.1.100",
+                    "p2b": "192.168.1.100"}
+    for pod in ("p1a", "p2b"):
+        assert [cluster.whoami(pod, cluster_lab.SERVER) for attempt in range(3)] == [seen[pod]] * 3
+
+    status = show_status(inventory)
+    assert status["a-frontends"]["state"] == "Applied"
+    assert [c["type"] for c in status["a-frontends"]["conditions"]] == ["Overlapping", "Overlapping"]
+    assert status["b-everyone"]["state"] == "PartiallyShadowed"
+    shadowed = status["b-everyone"]["conditions"]
+    assert [(c["type"], c["winner"]) for c in shadowed] == [("Shadowed", "a-frontends")]
+    assert "10.10.1.10" in shadowed[0]["message"] and "192.168.1.103" in shadowed[0]["message"]
+    assert status["c-alice"]["state"] == "Shadowed"
+    assert [c["winner"] for c in status["c-alice"]["conditions"]] == ["a-frontends"]
+
+    rc, output = ansible_playbook(PLAYBOOK, inventory)
+    assert rc == 0 and changed_hosts(output) == {}
+
+
+STATE_COMMANDS = ("nft list ruleset", "ip -d addr", "ip route show table all", "ip -6 route show table all",
+                  "ip rule", "ip -6 rule", "iptables-save", "ip6tables-save")
+
+
+def kernel_state_hashes(lab):
+    """host -> sha256 of its kernel state (nft, addresses, routes and rules of all tables, iptables)."""
+    hashes = {}
+    for host in cluster_lab.cluster_hosts():
+        text = "".join(lab.sh(host, f"{command} 2>&1", check=False).stdout for command in STATE_COMMANDS)
+        # Not state: packet counters (they move with neighbour discovery), bridge port timers, the
+        # timestamps in iptables-save's comments.
+        text = re.sub(r"(?m)\[\d+:\d+\]|\w+_timer +[\d.]+|^#.*$", "", text)
+        hashes[host] = hashlib.sha256(text.encode()).hexdigest()
+    return hashes
+
+
+def write_cluster_inventory(lab, tmp_path, manifests=GUIDE_MANIFESTS_DEFAULT, workloads=None, pod_cidrs=None,
+                            name="inventory.yml"):
+    """The lab's inventory with ``workloads`` (node -> extra or replaced workloads by name) and per-node
+    ``egress_nat_pod_cidrs``."""
+    inventory = cluster_lab.inventory(lab, manifests=manifests)
+    nodes = inventory["all"]["children"]["egress_nat_nodes"]["hosts"]
+    for node, entries in (workloads or {}).items():
+        by_name = {entry["name"]: entry for entry in nodes[node]["egress_workloads"]}
+        by_name.update({entry["name"]: entry for entry in entries})
+        nodes[node]["egress_workloads"] = list(by_name.values())
+    for node, cidrs in (pod_cidrs or {}).items():
+        nodes[node]["egress_nat_pod_cidrs"] = cidrs
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return str(path)
+
+
+def workload(name, address, node_labels=None):
+    return {"name": name, "namespace": "alice-ns", "labels": node_labels or {"role": "frontend"}, "address": address}
+
+
+ROUTER = cluster_lab.GUIDE_MANIFESTS.replace("  - 192.168.1.101\n", "  - 192.168.1.254\n")
+IN_USE = cluster_lab.GUIDE_MANIFESTS.replace("  - 192.168.1.101\n", "  - 192.168.1.60\n")
+# case -> (manifests, workloads, pod CIDRs, a shell command that sets the lab up, words the error must contain)
+PLANNING_REFUSES = {
+    "floating IP is the nodes' router": (
+        ROUTER, None, None, None,
+        ["network_gateway_groups[0] (default): spec.floatingIPs[1]: 192.168.1.254 is the default gateway of "
+         "nodes gw1, gw2, node1, node2"]),
+    "floating IP is an address a node has (facts)": (
+        IN_USE, None, None, ("node2", "ip addr add 192.168.1.60/24 dev eth0"),
+        ["spec.floatingIPs[1]: 192.168.1.60 is node node2's own address"]),
+    "workload address on two nodes": (
+        GUIDE_MANIFESTS_DEFAULT, {"node2": [workload("p2a", "10.10.1.10")]}, None, None,
+        ["node2: egress_workloads[0] (p2a).address: 10.10.1.10 is also the address of "
+         "node1: egress_workloads[0] (p1a)"]),
+    "workload address of another node's pods": (
+        GUIDE_MANIFESTS_DEFAULT, {"node1": [workload("stray", "10.10.2.20")]}, None, None,
+        ["node1: egress_workloads[2] (stray).address: 10.10.2.20 is not on a network of node node1",
+         "it is on a network of node node2"]),
+    "workload address outside the declared pod CIDRs": (
+        GUIDE_MANIFESTS_DEFAULT, {"node1": [workload("late", "10.10.1.200")]}, {"node1": ["10.10.1.0/25"]}, None,
+        ["node1: egress_workloads[2] (late).address: 10.10.1.200 is not in the egress_nat_pod_cidrs of node "
+         "node1 (10.10.1.0/25)"]),
+    "workload address is a gateway's own address": (
+        GUIDE_MANIFESTS_DEFAULT, {"node1": [workload("p1a", "192.168.1.11")]}, None, None,
+        ["node1: egress_workloads[0] (p1a).address: 192.168.1.11 is node gw1's own address"]),
+}
+
+
+@pytest.mark.parametrize("case", list(PLANNING_REFUSES))
+def test_planning_refuses_before_any_host_changes(cluster, tmp_path, case):
+    manifests, workloads, pod_cidrs, setup, expected = PLANNING_REFUSES[case]
+    if setup:
+        cluster.sh(*setup)
+    inventory = write_cluster_inventory(cluster, tmp_path, manifests, workloads=workloads, pod_cidrs=pod_cidrs)
+    before = kernel_state_hashes(cluster)
+    rc, output = ansible_playbook(PLAYBOOK, inventory)
+    assert rc != 0
+    messages = failure_messages(output)
+    for words in expected:
+        assert words in messages, messages
+    # Every host stopped in the planning play: nothing changed anywhere, no later play ran.
+    assert all(output["stats"][host]["failures"] >= 1 for host in cluster_lab.cluster_hosts()), output["stats"]
+    assert changed_hosts(output) == {}
+    assert kernel_state_hashes(cluster) == before
+    assert cluster_lab.source_addresses(cluster) == NODE_ADDRESS

@@ -384,27 +384,103 @@ def plan_case(draw):
     return (groups, policies, [], hostvars, ["gw1"], ["worker1", "worker2"]), fields
 
 
-FILTER_CASES = {
-    "egress_nat_inventory": inventory_case(),
-    "egress_nat_plan": plan_case(),
-    "first_floating_ip": first_floating_ip_case(),
-    "select_workloads": select_workloads_case(),
-    "allocate_floating_ips": allocate_case(),
+# ---- issue 11: routers, addresses in use and workload addresses, from facts -----------------------
+def facts(address, networks=(), router="192.168.1.254", secondaries=()):
+    """Facts of the network subset as a host in the nodes' subnet 192.168.1.0/24 reports them."""
+    interfaces = {"eth0": {"ipv4": {"address": address, "prefix": "24"},
+                           "ipv4_secondaries": [{"address": extra, "prefix": "24"} for extra in secondaries]}}
+    for index, network in enumerate(networks):
+        interfaces[f"cbr{index}"] = {"ipv4": {"address": network.split("/")[0], "prefix": network.split("/")[1]}}
+    return dict(interfaces, interfaces=["lo"] + list(interfaces),
+                all_ipv4_addresses=[address, *secondaries] + [network.split("/")[0] for network in networks],
+                default_ipv4={"address": address, "prefix": "24", "gateway": router})
+
+
+def cluster_hostvars(workloads1, workloads2, pod_cidrs=None, secondaries=()):
+    return {"gw1": {"ansible_facts": facts("192.168.1.11")},
+            "worker1": {"ansible_facts": facts("192.168.1.1", ["10.10.1.1/24"]), "egress_workloads": workloads1,
+                        "egress_nat_pod_cidrs": pod_cidrs or []},
+            "worker2": {"ansible_facts": facts("192.168.1.2", ["10.10.2.1/24"], secondaries=secondaries),
+                        "egress_workloads": workloads2}}
+
+
+def pod(name, address):
+    return {"name": name, "namespace": "alice-ns", "labels": {"role": "f"}, "address": address}
+
+
+@st.composite
+def cluster_address_case(draw):
+    kind = draw(st.sampled_from(["router", "in use", "duplicate", "node address", "router workload",
+                                 "floating workload", "other node", "outside pod cidrs", "bad pod cidr"]))
+    groups, policies = [group(ips=["192.168.1.100"])], [policy()]
+    mine = [pod("w1", f"10.10.1.{draw(st.integers(2, 254))}")]
+    theirs = [pod("w2", f"10.10.2.{draw(st.integers(2, 254))}")]
+    if kind == "router":
+        groups[0]["floating_ips"] = ["192.168.1.100", "192.168.1.254"]
+        return cluster_hostvars(mine, theirs), groups, policies, [
+            "network_gateway_groups[0] (default): floating_ips[1]: 192.168.1.254 is the default gateway"]
+    if kind == "in use":
+        extra = f"192.168.1.{draw(st.integers(50, 90))}"
+        groups[0]["floating_ips"] = [extra]
+        return cluster_hostvars(mine, theirs, secondaries=[extra]), groups, policies, [
+            f"floating_ips[0]: {extra} is node worker2's own address"]
+    if kind == "duplicate":
+        return cluster_hostvars(mine, [pod("w2", mine[0]["address"])]), groups, policies, [
+            "worker2: egress_workloads[0] (w2).address", "also the address of worker1: egress_workloads[0] (w1)"]
+    if kind == "node address":
+        address = draw(st.sampled_from(["192.168.1.1", "192.168.1.2", "192.168.1.11", "10.10.2.1"]))
+        return cluster_hostvars([pod("w1", address)], theirs), groups, policies, [
+            "worker1: egress_workloads[0] (w1).address", f"{address} is node"]
+    if kind == "router workload":
+        return cluster_hostvars([pod("w1", "192.168.1.254")], theirs), groups, policies, [
+            "egress_workloads[0] (w1).address", "is the default gateway"]
+    if kind == "floating workload":
+        return cluster_hostvars(mine, [pod("w2", "192.168.1.100")]), groups, policies, [
+            "worker2: egress_workloads[0] (w2).address", "is a floating IP"]
+    if kind == "other node":
+        return cluster_hostvars(mine + [pod("stray", theirs[0]["address"].replace(".2.", ".3."))], theirs), \
+            groups, policies, ["worker1: egress_workloads[1] (stray).address", "is not on a network of node worker1"]
+    if kind == "outside pod cidrs":
+        return cluster_hostvars([pod("w1", f"10.10.1.{draw(st.integers(128, 254))}")], theirs, ["10.10.1.0/25"]), \
+            groups, policies, ["egress_workloads[0] (w1).address", "is not in the egress_nat_pod_cidrs of node worker1"]
+    return cluster_hostvars(mine, theirs, [draw(BAD_CIDR)]), groups, policies, ["worker1: egress_nat_pod_cidrs[0]"]
+
+
+def test_the_cluster_cases_start_from_a_valid_inventory():
+    """Each case below is refused for what it changed, not for its base."""
+    valid = cluster_hostvars([pod("w1", "10.10.1.5")], [pod("w2", "10.10.2.5")], ["10.10.1.0/24"], ["192.168.1.60"])
+    assert FILTERS["egress_nat_plan"]([group()], [policy()], [], valid, ["gw1"], ["worker1", "worker2"])["policies"]
+
+
+def as_plan_arguments(case):
+    hostvars, groups, policies, fields = case
+    return (groups, policies, [], hostvars, ["gw1"], ["worker1", "worker2"]), fields
+
+
+FILTER_CASES = {  # subject in the figures -> (filter, strategy of (arguments, words the error must contain))
+    "egress_nat_inventory": ("egress_nat_inventory", inventory_case()),
+    "egress_nat_plan": ("egress_nat_plan", plan_case()),
+    "first_floating_ip": ("first_floating_ip", first_floating_ip_case()),
+    "select_workloads": ("select_workloads", select_workloads_case()),
+    "allocate_floating_ips": ("allocate_floating_ips", allocate_case()),
+    "egress_nat_plan: routers, addresses in use, workload addresses": (
+        "egress_nat_plan", cluster_address_case().map(as_plan_arguments)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(FILTER_CASES))
 def test_filter_refuses_hostile_input(name):
+    filter_name, strategy = FILTER_CASES[name]
     stats = {"tried": 0, "passed": 0}
     failures = []
 
     @SETTINGS
-    @given(FILTER_CASES[name])
+    @given(strategy)
     def one(case):
         args, fields = case
         stats["tried"] += 1
         try:
-            value = FILTERS[name](*args)
+            value = FILTERS[filter_name](*args)
             failures.append(f"accepted {str(args)[:300]}: {str(value)[:200]}")
             return
         except AnsibleError as exc:

@@ -8,9 +8,10 @@ only appear inside rule comments, so a policy name never becomes an nft identifi
 
 Source node (role ``source``):
   prerouting (filter, priority mangle): a new connection from a policy's sources to its
-  destinations gets the egress slot's mark in its conntrack mark; every original-direction
-  packet of such a connection copies it into the packet mark, which ``ip rule`` routes to the
-  egress IP.
+  destinations gets the egress slot's mark in its conntrack mark, unless a policy earlier in name
+  order already marked it (the first match wins, as in the gateway's terminal SNAT rules, so a
+  node steers to the egress IP the gateway translates to); every original-direction packet of
+  such a connection copies it into the packet mark, which ``ip rule`` routes to the egress IP.
   postrouting (nat, priority srcnat - 10): marked packets get an identity SNAT. Once one NAT chain
   has performed NAT for a connection, later ones (the node's own MASQUERADE) are skipped, so the
   workload address reaches the gateway.
@@ -81,13 +82,19 @@ def mark_set_expression(key, mark, mask):
     return f"{key} set {key} & {keep:#010x} | {mark:#010x}"
 
 
+def unmarked_guard(mask):
+    """Only a connection no earlier policy marked: without it the LAST matching policy's mark would
+    stand on the node while the gateway's FIRST matching SNAT rule translates (a reply without state)."""
+    return f"ct mark & {mask:#010x} == 0x00000000"
+
+
 def source_rules(policies, slots, numbering):
     mask = numbering.mark_mask
     prerouting, postrouting = [], []
     for index, policy in enumerate(policies):
         mark = numbering.mark(slots[policy.egress_ip])
-        prerouting.append(f"ct state new ct direction original {match_policy(index, policy)} "
-                          f"{mark_set_expression('ct mark', mark, mask)} "
+        prerouting.append(f"ct state new ct direction original {unmarked_guard(mask)} "
+                          f"{match_policy(index, policy)} {mark_set_expression('ct mark', mark, mask)} "
                           f"comment \"{policy_comment(policy)}\"")
     for egress_ip in sorted(slots, key=address_sort_key):
         mark = numbering.mark(slots[egress_ip])
@@ -171,15 +178,17 @@ class RuleReading(NamedTuple):
     """What one of our rules says, read from its ``expr`` list in one pass.
 
     set_refs: ``{"saddr": "p0_src", "daddr": "p0_dst", "!daddr": "p0_exc"}``; mark: the mark the rule
-    writes (``ct mark set ... | M``) or compares (``... & MASK == M``); snat: the SNAT address; oifname."""
+    writes (``ct mark set ... | M``) or compares (``... & MASK == M``); snat: the SNAT address; oifname;
+    unmarked_only: the rule matches only connections without our mark (``ct mark & MASK == 0``)."""
     set_refs: dict
     mark: int | None
     snat: str | None
     oifname: str | None
+    unmarked_only: bool = False
 
 
 def read_rule(expressions):
-    set_refs, mark, snat, oifname = {}, None, None, None
+    set_refs, mark, snat, oifname, unmarked_only = {}, None, None, None, False
     for expression in expressions:
         match = expression.get("match")
         if match:
@@ -189,6 +198,8 @@ def read_rule(expressions):
                 set_refs[("!" if match.get("op") == "!=" else "") + payload.get("field", "?")] = right[1:]
             elif left == {"meta": {"key": "oifname"}}:
                 oifname = oifname if oifname is not None else right
+            elif isinstance(left, dict) and "&" in left and right == 0 and not isinstance(right, bool):
+                unmarked_only = True  # every mark we write is non-zero: a zero compare is the guard
             elif isinstance(left, dict) and "&" in left and isinstance(right, int) and mark is None:
                 mark = right
         mangle = expression.get("mangle")
@@ -196,7 +207,7 @@ def read_rule(expressions):
             mark = mangle["value"]["|"][1]
         if "snat" in expression and snat is None:
             snat = expression["snat"].get("addr")
-    return RuleReading(set_refs, mark, snat, oifname)
+    return RuleReading(set_refs, mark, snat, oifname, unmarked_only)
 
 
 class HeldTable:
@@ -269,6 +280,8 @@ def policy_from_rule(name, reading, sets, egress_by_slot, numbering, role):
     except (KeyError, ValueError):
         return None
     if role == "source":
+        if not reading.unmarked_only:
+            return None  # a rule of an older release (last match won): rewritten, never taken as ours
         slot = numbering.slot_of_mark(reading.mark) if reading.mark is not None else None
         egress_ip = egress_by_slot.get(slot)
         interface = None
@@ -297,8 +310,11 @@ def table_matches(held, role, policies, slots):
         return False
     if held.chains != CHAIN_SPECS[role]:
         return False
-    if sorted(held.layout) != sorted(expected_layout(role, policies, slots)):
-        return False
+    # The order of the rules in a chain is their precedence (the first match wins): compared per chain.
+    expected = expected_layout(role, policies, slots)
+    for chain in CHAIN_SPECS[role]:
+        if [entry for entry in held.layout if entry[0] == chain] != [entry for entry in expected if entry[0] == chain]:
+            return False
     if role == "source" and held.slots != slots:
         return False
     comparable = [policy if role == "gateway" else strip_interface(policy) for policy in policies]

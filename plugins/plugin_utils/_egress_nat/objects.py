@@ -115,6 +115,19 @@ class Workload:
     node: Optional[str]
     labels: dict
     addresses: tuple  # canonical, in the order given
+    where: str = field(default="", compare=False)  # "node1: egress_workloads[0] (web)", for errors
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """What one gateway or cluster node reported in this run (facts), read once."""
+    name: str
+    gateway: bool  # in egress_nat_gateways (it may hold floating IPs)
+    reachable: bool
+    addresses: tuple  # every address of its own (canonical), from facts and egress_nat_node_addresses
+    networks: tuple  # _net.Cidr of each connected network (facts, loopback left out)
+    routers: tuple  # its default gateways (canonical)
+    pod_cidrs: tuple  # _net.Cidr of egress_nat_pod_cidrs; empty when not declared
 
 
 @dataclass(frozen=True)

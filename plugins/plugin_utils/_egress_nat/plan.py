@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from ansible_collections.netkit.egress.plugins.module_utils import _net
 from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.model import other_family
-from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import fields
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.allocation import allocate, floating_ip_order
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.cluster import (
+    check_floating_ips, check_workloads, read_cluster_workloads, read_hosts)
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.inventory import (
     first_floating_ip_of, read_inventory)
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.overlap import shadowing
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.selection import (
-    read_namespaces, read_workloads, selected_addresses)
+    read_namespaces, selected_addresses)
 
 
 def split_family(egress_ip, texts):
@@ -70,18 +72,19 @@ def egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hos
     """Plan the egress NAT gateway.
 
     ``hosts``: host name -> ``{reachable: bool, addresses: ["addr/prefix"], workloads: [...],
-    held: ["floating IP", ...]}`` (what the hosts reported in this run).
-    Raises ``_net.InputError`` naming the object and field on any invalid input.
+    held: ["floating IP", ...], own_addresses: [...], connected: ["addr/prefix"], routers: [...],
+    pod_cidrs: [...]}`` (what the hosts reported in this run, see ``cluster.read_host``).
+    Raises ``_net.InputError`` naming the object and field on any invalid input: everything is checked
+    here, before any host changes.
     """
     reachable = [name for name in list(gateway_hosts) + list(node_hosts)
                  if hosts.get(name, {}).get("reachable")]
     node_addresses = {name: list(hosts[name].get("addresses") or []) for name in reachable}
     inventory = read_inventory(groups, policies, node_addresses)
-    raw_workloads = []
-    for name in node_hosts:
-        for index, workload in enumerate(hosts.get(name, {}).get("workloads") or []):
-            entry = fields.as_mapping(workload, f"egress_workloads[{index}] of {name}")
-            raw_workloads.append(dict(entry, node=name))
+    reports = read_hosts(hosts, gateway_hosts, node_hosts)
+    check_floating_ips(inventory.groups, reports)
+    workloads = read_cluster_workloads(hosts, node_hosts)
+    check_workloads(workloads, inventory.groups, reports)
 
     available = [name for name in gateway_hosts if name in reachable]
     unavailable = [name for name in gateway_hosts if name not in reachable]
@@ -93,8 +96,12 @@ def egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hos
 
     planned = []
     if inventory.policies:
-        namespace_labels, workloads = read_namespaces(namespaces), read_workloads(raw_workloads)
+        namespace_labels = read_namespaces(namespaces)
         planned = [_plan_policy(policy, inventory, namespace_labels, workloads) for policy in inventory.policies]
+        # Where policies overlap, the one whose name sorts first wins on nodes and gateways alike.
+        overlaps = shadowing(planned)
+        for policy in planned:
+            policy.update(overlaps[policy["name"]])
     source_config = {}
     for name in node_hosts:
         config = []

@@ -47,18 +47,19 @@ def flatten_workloads(workloads):
     return fields.as_list(workloads, "workloads")
 
 
+def read_workload(raw, where):
+    """One workload; ``where`` names it in errors (``node1: egress_workloads[0]``)."""
+    entry = fields.as_mapping(raw, where)
+    where = f"{where} ({entry.get('name', '?')})"
+    labels = fields.labels(entry.get("labels"), f"{where}.labels")
+    given = entry.get("address")
+    items = given if isinstance(given, (list, tuple)) else [given]
+    addresses = tuple(fields.address(item, f"{where}.address") for item in items)
+    return Workload(entry.get("name"), entry.get("namespace"), entry.get("node"), labels, addresses, where)
+
+
 def read_workloads(workloads):
-    typed = []
-    for index, raw in enumerate(flatten_workloads(workloads)):
-        path = f"workloads[{index}]"
-        entry = fields.as_mapping(raw, path)
-        path = f"{path} ({entry.get('name', '?')})"
-        labels = fields.labels(entry.get("labels"), f"{path}.labels")
-        given = entry.get("address")
-        items = given if isinstance(given, (list, tuple)) else [given]
-        addresses = tuple(fields.address(item, f"{path}.address") for item in items)
-        typed.append(Workload(entry.get("name"), entry.get("namespace"), entry.get("node"), labels, addresses))
-    return typed
+    return [read_workload(raw, f"workloads[{index}]") for index, raw in enumerate(flatten_workloads(workloads))]
 
 
 def selected_addresses(policy, namespace_labels, workloads):

@@ -11,6 +11,28 @@ from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.objects 
 API_VERSION = "networking.gke.io/v1"
 
 
+def _sources_text(sources, limit=5):
+    shown = ", ".join(sources[:limit])
+    return shown + (f" and {len(sources) - limit} more" if len(sources) > limit else "")
+
+
+def overlap_conditions(policy):
+    """Kubernetes-style conditions naming the winner where policies overlap (the name that sorts first)."""
+    conditions = []
+    for part in policy.get("shadowed_by") or []:
+        conditions.append({
+            "type": "Shadowed", "status": "True", "reason": "OverlapsEarlierPolicy", "winner": part["policy"],
+            "message": f"policy {part['policy']} wins (its name sorts first): traffic from "
+                       f"{_sources_text(part['sources'])} to {', '.join(part['destinations'])} leaves as "
+                       f"{part['egress_ip']}, not {policy['egress_ip']}"})
+    for part in policy.get("shadows") or []:
+        conditions.append({
+            "type": "Overlapping", "status": "True", "reason": "WinsOverLaterPolicy", "winner": policy["name"],
+            "message": f"this policy wins over policy {part['policy']} (its name sorts first) for traffic from "
+                       f"{_sources_text(part['sources'])} to {', '.join(part['destinations'])}"})
+    return conditions
+
+
 def status_report(plan, held, applied):
     """Objects like ``kubectl get -o yaml`` prints, with a status read from the hosts.
 
@@ -35,10 +57,13 @@ def status_report(plan, held, applied):
     for policy in plan["policies"]:
         if not policy["sources"]:
             state = "NoSourcesSelected"
+        elif policy.get("fully_shadowed"):
+            state = "Shadowed"
         elif policy["name"] in applied and held.get(policy["egress_ip"]):
-            state = "Applied"
+            state = "PartiallyShadowed" if policy.get("shadowed_by") else "Applied"
         else:
             state = "NotApplied"
+        conditions = overlap_conditions(policy)
         policy_objects.append({
             "kind": "EgressNATPolicy", "apiVersion": API_VERSION,
             "metadata": {"name": policy["name"]},
@@ -48,6 +73,7 @@ def status_report(plan, held, applied):
                        "gatewayNode": held.get(policy["egress_ip"], "unassigned"),
                        "selectedSources": policy["sources"],
                        "selectedWorkloads": [w["name"] for w in policy["source_workloads"]],
-                       "state": state},
+                       "state": state,
+                       **({"conditions": conditions} if conditions else {})},
         })
     return {"networkGatewayGroups": group_objects, "egressNATPolicies": policy_objects}

@@ -136,3 +136,37 @@ def test_unexpected_elements_are_refused(element):
     # policy_from_rule turns this into "not understood": the table is rewritten, never misread.
     with pytest.raises(ValueError):
         nft.element_networks([element])
+
+
+def test_source_marks_a_connection_once_so_the_first_policy_by_name_wins_as_on_the_gateway():
+    script = nft.render_script("source", POLICIES, SLOTS, NUMBERING)
+    marking = [line for line in script.splitlines() if "ct mark set" in line]
+    assert [line.rsplit('"', 2)[1] for line in marking] == ["policy v6", "policy web"]
+    assert all("ct state new ct direction original ct mark & 0x00ff0000 == 0x00000000 " in line for line in marking)
+    gateway = [line for line in nft.render_script("gateway", POLICIES, {}, NUMBERING).splitlines() if " snat " in line]
+    assert [line.rsplit('"', 2)[1] for line in gateway] == ["policy v6", "policy web"]
+
+
+def without_guard(objects):
+    """The source table of the previous release: policy rules without the unmarked guard (last match won)."""
+    stripped = json.loads(json.dumps(objects))
+    for entry in stripped:
+        rule = entry.get("rule")
+        if rule and rule.get("comment", "").startswith("policy "):
+            rule["expr"] = [e for e in rule["expr"] if (e.get("match") or {}).get("right") != 0]
+    return stripped
+
+
+def test_a_table_of_the_previous_release_is_rewritten():
+    held = nft.parse_table(without_guard(SOURCE_TABLE_JSON), NUMBERING)
+    assert not held.understood
+    assert not nft.table_matches(held, "source", POLICIES, SLOTS)
+
+
+def test_rules_in_another_order_are_drift():
+    objects = json.loads(json.dumps(GATEWAY_TABLE_JSON))
+    rules = [index for index, entry in enumerate(objects) if "rule" in entry]
+    objects[rules[0]], objects[rules[1]] = objects[rules[1]], objects[rules[0]]
+    held = nft.parse_table(objects, NUMBERING)
+    assert held.understood
+    assert not nft.table_matches(held, "gateway", POLICIES, {})
