@@ -92,6 +92,14 @@ options:
         type: list
         elements: str
         default: []
+      address:
+        description:
+          - The gateway's address in this network, one address or a list of one per address family, each
+            inside one of the network's O(networks[].cidr) (a C(/prefix) is ignored).
+          - Not used by the gateway's own rules; the role P(netkit.egress.egress_client#role) routes the
+            members of this network through it. When omitted, the role uses the gateway's address on the
+            network interface that lies inside the network's cidr.
+        type: raw
   reverse_nat:
     description:
       - Also masquerade connections that hosts in a network's ranges open to the network's members, out of
@@ -317,7 +325,8 @@ ARGUMENT_SPEC = dict(
     interface=dict(type="str"),
     # name and cidr are checked by the model, so that errors name the list index (networks[2].cidr).
     networks=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str"), cidr=dict(type="raw"), ranges=dict(type="list", elements="str", default=[]))),
+        name=dict(type="str"), cidr=dict(type="raw"), ranges=dict(type="list", elements="str", default=[]),
+        address=dict(type="raw"))),
     reverse_nat=dict(type="bool", default=False),
     forward_accept=dict(type="bool", default=True),
     backend=dict(type="str", default="auto", choices=["auto", "nftables", "iptables"]),
