@@ -74,9 +74,9 @@ def two_networks(lab):
     return lab
 
 
-def two_networks_inventory(lab, fin=FIN, gw2=None, e1_interface="nm0"):
+def two_networks_inventory(lab, fin=None, gw2=None, e1_interface="nm0"):
     gateways = {"gw": host_vars(lab, "gw", egress_gateway_network_interface="nm0",
-                                egress_gateway_networks=[ENG, fin])}
+                                egress_gateway_networks=[ENG, fin or FIN])}
     if gw2 is not None:
         gateways["gw2"] = host_vars(lab, "gw2", egress_gateway_network_interface="nm0", **gw2)
     return inventory(gateways, {"e1": host_vars(lab, "e1", egress_client_network_interface=e1_interface),
