@@ -66,7 +66,8 @@ options:
       - Outbound interface for every range.
       - By default it is chosen per range and per address family from the kernel's routes
         (C(ip -4 route get) / C(ip -6 route get) of the first address of the range; never an IPv4 lookup for an
-        IPv6 range). A range without a route fails naming the range.
+        IPv6 range). The ranges C(0.0.0.0/0) and C(::/0) take the device of the default route of their family
+        (an internet gateway). A range without a route fails naming the range.
       - Required for O(state=rendered) when there are ranges (rendering runs offline, without route lookups).
     type: str
   networks:
