@@ -66,7 +66,8 @@ options:
       - Outbound interface for every range.
       - By default it is chosen per range and per address family from the kernel's routes
         (C(ip -4 route get) / C(ip -6 route get) of the first address of the range; never an IPv4 lookup for an
-        IPv6 range). A range without a route fails naming the range.
+        IPv6 range). The ranges C(0.0.0.0/0) and C(::/0) take the device of the default route of their family
+        (an internet gateway). A range without a route fails naming the range.
       - Required for O(state=rendered) when there are ranges (rendering runs offline, without route lookups).
     type: str
   networks:
@@ -92,6 +93,14 @@ options:
         type: list
         elements: str
         default: []
+      address:
+        description:
+          - The gateway's address in this network, one address or a list of one per address family, each
+            inside one of the network's O(networks[].cidr) (a C(/prefix) is ignored).
+          - Not used by the gateway's own rules; the role P(netkit.egress.egress_client#role) routes the
+            members of this network through it. When omitted, the role uses the gateway's address on the
+            network interface that lies inside the network's cidr.
+        type: raw
   reverse_nat:
     description:
       - Also masquerade connections that hosts in a network's ranges open to the network's members, out of
@@ -317,7 +326,8 @@ ARGUMENT_SPEC = dict(
     interface=dict(type="str"),
     # name and cidr are checked by the model, so that errors name the list index (networks[2].cidr).
     networks=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str"), cidr=dict(type="raw"), ranges=dict(type="list", elements="str", default=[]))),
+        name=dict(type="str"), cidr=dict(type="raw"), ranges=dict(type="list", elements="str", default=[]),
+        address=dict(type="raw"))),
     reverse_nat=dict(type="bool", default=False),
     forward_accept=dict(type="bool", default=True),
     backend=dict(type="str", default="auto", choices=["auto", "nftables", "iptables"]),

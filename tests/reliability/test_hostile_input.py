@@ -21,6 +21,7 @@ import harness
 from scenarios import FLOATING_ARGS, NAT_GATEWAY_ARGS, NAT_SOURCE_ARGS, ROUTES_ARGS, egress_gateway_args
 
 from ansible.errors import AnsibleError
+from ansible_collections.netkit.egress.plugins.filter.egress_client_routes import FilterModule as EgressClientFilters
 from ansible_collections.netkit.egress.plugins.filter.egress_nat import FilterModule
 
 EXAMPLES = 210
@@ -76,7 +77,8 @@ def egress_gateway_case(draw):
     args = egress_gateway_args()
     networks = [dict(network) for network in args["networks"]]
     kind = draw(st.sampled_from(["network_interface", "interface", "ranges", "huge ranges", "network name",
-                                 "network cidr", "network range", "mixed family", "duplicate name"]))
+                                 "network cidr", "network range", "mixed family", "duplicate name",
+                                 "network address"]))
     if kind in ("network_interface", "interface"):
         args[kind] = draw(bad_interface())
         return args, [kind]
@@ -95,6 +97,14 @@ def egress_gateway_case(draw):
         networks[1]["name"] = networks[0]["name"]
         networks[0]["ranges"] = networks[0]["ranges"] + [f"192.168.50.{draw(st.integers(0, 120))}/32"]
         return dict(args, networks=networks), ["networks[1].name"]
+    if kind == "network address":
+        # Not an address, outside the network's cidr, or a second address of one family.
+        address = draw(BAD_ADDRESS | st.sampled_from(["10.100.1.1", "192.168.50.1", "fd00:101::1", "2001:db8:50::1"]))
+        if draw(st.booleans()):
+            networks[index]["address"] = address
+            return dict(args, networks=networks), [f"networks[{index}].address"]
+        networks[index]["address"] = [networks[index]["cidr"][0].replace("0/25", "1/25").split("/")[0], address]
+        return dict(args, networks=networks), [f"networks[{index}].address[1]"]
     if kind == "network cidr":
         cidrs, position = put(networks[index]["cidr"], draw(st.integers(0, 2)), draw(BAD_CIDR))
         networks[index]["cidr"] = cidrs
@@ -492,6 +502,78 @@ def test_filter_refuses_hostile_input(name):
 
     one()
     harness.record("5 hostile input refused (filter)", name, stats["tried"], stats["passed"])
+    assert stats["tried"] >= 200
+    assert not failures, "\n".join(failures[:10])
+
+
+# ---- the mesh's planning step (filter egress_mesh_plan): every problem names the host and the variable
+MESH_FILTERS = EgressClientFilters().filters()
+MESH_NETWORKS = [{"name": "eng", "cidr": ["100.64.1.0/24", "fd00:1::/64"], "ranges": ["192.168.50.0/24"]},
+                 {"name": "fin", "cidr": ["100.64.2.0/24", "fd00:2::/64"], "ranges": ["192.168.60.0/24"]}]
+MESH_ADDRESSES = ["100.64.1.1/24", "100.64.2.1/24", "fd00:1::1/64", "fd00:2::1/64"]
+
+
+@st.composite
+def mesh_case(draw):
+    """(gateways, members), substrings the problems must contain."""
+    gateways = {"gw1": {"networks": [dict(network) for network in MESH_NETWORKS], "interface": "nm0",
+                        "interface_addresses": list(MESH_ADDRESSES)},
+                "gw2": {"ranges": ["203.0.113.0/24"], "interface": "nm0", "interface_addresses": ["100.64.1.2/24"]}}
+    members = {"m1": {"interface": "nm0", "addresses": ["100.64.1.11", "fd00:1::11"]},
+               "m2": {"interface": "nm0", "addresses": ["100.64.2.11"]}}
+    kind = draw(st.sampled_from(["same range", "same range nested excluded", "address", "address outside",
+                                 "address not on the interface", "no address in the network", "range",
+                                 "excluded", "second address"]))
+    index = draw(st.integers(0, 1))
+    network = gateways["gw1"]["networks"][index]
+    if kind == "same range":
+        cidr = network["ranges"][0]
+        gateways["gw2"]["ranges"] = draw(st.permutations(["203.0.113.0/24", cidr.upper()]))
+        return (gateways, members), [cidr, "gw1", "gw2", f"egress_gateway_networks[{index}].ranges[0]",
+                                     f"m{index + 1}: "]
+    if kind == "same range nested excluded":
+        # Two different ranges whose remaining parts are the same destination.
+        gateways["gw2"].update(ranges=["192.168.50.0/23"], excluded_ranges=["192.168.51.0/24"])
+        return (gateways, members), ["192.168.50.0/24", "gw1", "gw2", "m1: "]
+    if kind in ("address", "address outside"):
+        network["address"] = draw(BAD_ADDRESS) if kind == "address" else draw(st.sampled_from(
+            ["100.64.9.1", "192.168.50.1", "fd00:9::1", "10.0.0.1"]))
+        return (gateways, members), ["gw1: ", f"egress_gateway_networks[{index}].address"]
+    if kind == "second address":
+        network["address"] = [f"100.64.{index + 1}.1", f"100.64.{index + 1}.{draw(st.integers(2, 254))}"]
+        return (gateways, members), ["gw1: ", f"egress_gateway_networks[{index}].address[1]"]
+    if kind == "address not on the interface":
+        network["address"] = f"100.64.{index + 1}.{draw(st.integers(2, 254))}"
+        return (gateways, members), ["gw1: ", f"egress_gateway_networks[{index}].address", "not an address"]
+    if kind == "no address in the network":
+        gateways["gw1"]["interface_addresses"] = [a for a in MESH_ADDRESSES if not a.startswith(f"100.64.{index + 1}.")]
+        return (gateways, members), ["gw1: ", f"egress_gateway_networks[{index}].address", network["name"]]
+    if kind == "range":
+        ranges, position = put(network["ranges"], draw(st.integers(0, 2)), draw(BAD_CIDR))
+        network["ranges"] = ranges
+        return (gateways, members), ["gw1: ", f"egress_gateway_networks[{index}].ranges[{position}]"]
+    excluded, position = put(["10.0.0.0/8"], draw(st.integers(0, 1)), draw(BAD_CIDR))
+    gateways["gw2"]["excluded_ranges"] = excluded
+    return (gateways, members), ["gw2: ", f"egress_gateway_excluded_ranges[{position}]"]
+
+
+def test_mesh_plan_refuses_hostile_inventory():
+    stats = {"tried": 0, "passed": 0}
+    failures = []
+
+    @SETTINGS
+    @given(mesh_case())
+    def one(case):
+        (gateways, members), fields = case
+        stats["tried"] += 1
+        problems = "; ".join(MESH_FILTERS["egress_mesh_plan"](gateways, members)["problems"])
+        if problems and all(field in problems for field in fields):
+            stats["passed"] += 1
+        else:
+            failures.append(f"{fields} not in {problems[:300]!r} for {str(gateways)[:300]}")
+
+    one()
+    harness.record("5 hostile input refused (filter)", "egress_mesh_plan", stats["tried"], stats["passed"])
     assert stats["tried"] >= 200
     assert not failures, "\n".join(failures[:10])
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ansible_collections.netkit.egress.plugins.module_utils._net import (
-    FAMILIES, InputError, address_text, as_list, cidr_list, cidr_of, family_of, normalise_cidr, unique,
-    validate_interface, validate_name)
+    FAMILIES, InputError, address_text, as_list, cidr_list, cidr_of, family_of, normalise_cidr,
+    parse_address, unique, validate_interface, validate_name)
 
 FORWARDING_SYSCTLS = {"ipv4": "net.ipv4.ip_forward", "ipv6": "net.ipv6.conf.all.forwarding"}
-NETWORK_KEYS = ("name", "cidr", "ranges")
+NETWORK_KEYS = ("name", "cidr", "ranges", "address")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,12 @@ class Network:
     name: str
     cidrs: tuple
     ranges: tuple
+    # The gateway's address in this network, per family ({'ipv4': '100.64.2.1'}): the next hop of the
+    # network's members (role egress_client); the gateway's own rules do not use it.
+    addresses: dict = field(default_factory=dict, compare=False)
+
+    def cidrs_of(self, family):
+        return tuple(cidr for cidr in self.cidrs if family_of(cidr) == family)
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ def _validate_network(entry, index):
         raise InputError(where, problem=f"must be a dict with name, cidr and ranges, got {entry!r}")
     unknown = sorted(set(entry) - set(NETWORK_KEYS))
     if unknown:
-        raise InputError(where, problem=f"unknown key(s) {', '.join(unknown)} (expected name, cidr, ranges)")
+        raise InputError(where, problem=f"unknown key(s) {', '.join(unknown)} (expected name, cidr, ranges, address)")
     name = validate_name(entry.get("name"), f"{where}.name")
     raw_cidr = entry.get("cidr")
     if isinstance(raw_cidr, str):
@@ -63,7 +69,29 @@ def _validate_network(entry, index):
         if family_of(cidr) not in cidr_families:
             raise InputError(f"{where}.ranges[{range_index}]",
                              problem=f"{cidr} is {family_of(cidr)} but network {name} has no {family_of(cidr)} cidr")
-    return Network(name=name, cidrs=cidrs, ranges=ranges)
+    return Network(name=name, cidrs=cidrs, ranges=ranges, addresses=_network_addresses(entry, where, cidrs))
+
+
+def _network_addresses(entry, where, cidrs):
+    """{family: address}: at most one per family, each inside one of the network's cidrs of its family
+    (members reach it directly on the network interface)."""
+    raw = entry.get("address")
+    if raw is None or raw == [] or raw == "":
+        return {}
+    values = [raw] if isinstance(raw, str) else as_list(raw, f"{where}.address")
+    found = {}
+    for index, value in enumerate(values):
+        field_name = f"{where}.address" if isinstance(raw, str) else f"{where}.address[{index}]"
+        address = parse_address(value.split("/", 1)[0] if isinstance(value, str) else value, field_name)
+        family = family_of(address)
+        if family in found:
+            raise InputError(field_name, value, f"is a second {family} address (one per family: {found[family]})")
+        own = [cidr for cidr in cidrs if family_of(cidr) == family]
+        if not any(cidr_of(address) in cidr_of(cidr) for cidr in own):
+            raise InputError(field_name, value, "is not inside the network's cidr "
+                             + (", ".join(own) if own else f"(the network has no {family} cidr)"))
+        found[family] = address
+    return found
 
 
 def validate(params, require_network_interface=True):

@@ -117,3 +117,23 @@ class RouteLookup:
                     break
                 return decision
         return None
+
+
+def default_route_device(routes, family):
+    """The device of the default route of one family, for the ranges ``0.0.0.0/0`` and ``::/0`` (an internet
+    gateway): the lowest-metric ``default`` unicast route with one device in the ``main`` table, else in the
+    ``default`` table. None when there is none or it is ambiguous (multipath, equal metrics on two devices):
+    no probe address stands for "the internet" (``::/0`` probed ``::1``, then a multicast address)."""
+    for table in ("main", "default"):
+        candidates = [route for route in routes
+                      if route.get("dst") == "default" and route.get("table", "main") == table
+                      and route.get("type", "unicast") == "unicast"]
+        if not candidates:
+            continue
+        lowest = min(route.get("metric", 0) for route in candidates)
+        best = [route for route in candidates if route.get("metric", 0) == lowest]
+        devices = {route.get("dev") for route in best}
+        if len(devices) != 1 or None in devices or any(set(route) & _UNMODELLED_ROUTE_KEYS for route in best):
+            return None
+        return devices.pop()
+    return None

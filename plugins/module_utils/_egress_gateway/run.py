@@ -20,9 +20,10 @@ from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.mode
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.nftables import (
     TABLE_FAMILY, TABLE_NAME, NftablesBackend)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import build_plan, effective_ranges
-from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import UNKNOWN, RouteLookup
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import (
+    UNKNOWN, RouteLookup, default_route_device)
 from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
-from ansible_collections.netkit.egress.plugins.module_utils._net import FAMILIES, InputError, family_of
+from ansible_collections.netkit.egress.plugins.module_utils._net import FAMILIES, InputError, cidr_of, family_of
 
 BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend}
 
@@ -75,9 +76,18 @@ def route_answers(host, addresses):
 
 
 def resolve_interfaces(config, host):
-    ranges = effective_ranges(config)
+    wanted = effective_ranges(config)
     if config.interface:
-        return {cidr: config.interface for cidr in ranges}
+        return {cidr: config.interface for cidr in wanted}
+    interfaces = {}
+    for cidr in wanted:
+        if cidr_of(cidr).prefix == 0:
+            family = family_of(cidr)
+            interfaces[cidr] = default_route_device(host.routing_state(family)[1], family)
+            if interfaces[cidr] is None:
+                raise InputError(config.field_of(cidr), problem=f"{cidr} (internet) leaves by the {family} default "
+                                 "route, and the host has none with one device; add one or set interface")
+    ranges = [cidr for cidr in wanted if cidr not in interfaces]
     # The best probe of every range first, the second probe only where the first found nothing usable.
     # A local answer (dev lo) means the probe hit one of our own addresses, not the range's route.
     probes = {cidr: route_probe_addresses(cidr) for cidr in ranges}
@@ -89,14 +99,13 @@ def resolve_interfaces(config, host):
     second = [addresses[1] for addresses in probes.values()
               if len(addresses) > 1 and not usable(answers.get(addresses[0]))]
     answers.update(route_answers(host, list(dict.fromkeys(second))))
-    interfaces = {}
     for cidr in ranges:
         route = next((usable(answers.get(address)) for address in probes[cidr] if usable(answers.get(address))), None)
         if route is None:
             raise InputError(config.field_of(cidr), problem=f"no {family_of(cidr)} route to {cidr} on the host; "
                                                             "add one or set interface")
         interfaces[cidr] = route["dev"]
-    return interfaces
+    return {cidr: interfaces[cidr] for cidr in wanted}
 
 
 # ---- desired vs current ---------------------------------------------------------------------

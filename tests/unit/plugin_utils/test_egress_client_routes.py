@@ -1,12 +1,20 @@
-"""The mesh clients' routes: inventory of the gateways -> routes (a table of cases) and errors."""
+"""The mesh clients' routes: inventory of the gateways -> routes (tables of cases) and errors; the whole
+mesh's planning checks (filter egress_mesh_plan)."""
 
 import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netkit.egress.plugins.filter.egress_client_routes import egress_client_routes
+from ansible_collections.netkit.egress.plugins.filter.egress_client_routes import (
+    egress_client_routes, egress_mesh_plan)
 
 ADDRESSES = {"gw": ["10.100.0.1", "fd00:100::1"], "gw2": ["10.100.0.2"]}
+# gw3 has one address in each of two networks on one interface, both families.
+TWO_NETWORKS = {"gw3": {"networks": [
+    {"name": "eng", "cidr": ["100.64.1.0/24", "fd00:1::/64"], "ranges": ["192.168.50.0/24", "2001:db8:50::/64"]},
+    {"name": "fin", "cidr": ["100.64.2.0/24", "fd00:2::/64"], "ranges": ["192.168.60.0/24", "2001:db8:60::/64"]}]}}
+GW3 = {"gw3": ["100.64.1.1", "100.64.2.1", "fd00:1::1", "fd00:2::1"]}
+ENG_MEMBER, FIN_MEMBER = ["100.64.1.11", "fd00:1::11"], ["100.64.2.11/24", "fd00:2::11/64"]
 
 
 def route(destination, via):
@@ -18,31 +26,76 @@ def route(destination, via):
     ({"gw": {"ranges": ["192.168.50.0/24", "2001:DB8:50::/64", "10.1.2.3/8", "192.168.50.0/24"]}},
      [route("192.168.50.0/24", "10.100.0.1"), route("2001:db8:50::/64", "fd00:100::1"),
       route("10.0.0.0/8", "10.100.0.1")], []),
-    # Overlapping ranges stay separate routes (as before the filter); the networks' ranges come after.
-    ({"gw": {"ranges": ["10.0.0.0/8"],
-             "networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": ["10.1.0.0/16"]}]}},
-     [route("10.0.0.0/8", "10.100.0.1"), route("10.1.0.0/16", "10.100.0.1")], []),
     # Excluded parts are cut out of every range, in both families.
     ({"gw": {"ranges": ["192.168.50.0/24", "2001:db8:50::/64"],
              "excluded_ranges": ["192.168.50.128/25", "2001:db8:50:0:8000::/65"]}},
      [route("192.168.50.0/25", "10.100.0.1"), route("2001:db8:50::/65", "fd00:100::1")], []),
     ({"gw": {"ranges": ["10.0.0.0/22"], "excluded_ranges": ["10.0.1.0/24", "2001:db8::/32"]}},
      [route("10.0.0.0/24", "10.100.0.1"), route("10.0.2.0/23", "10.100.0.1")], []),
-    # Exclusions apply to the networks' ranges too; a wholly excluded range gets no route and no problem.
-    ({"gw2": {"networks": [{"name": "a", "cidr": ["100.64.0.0/24", "fd00::/64"],
-                            "ranges": ["203.0.113.0/24", "2001:db8:1::/64"]}],
-              "excluded_ranges": ["203.0.113.0/25", "2001:db8:1::/48"]}},
-     [route("203.0.113.128/25", "10.100.0.2")], []),
     # A gateway without an address of a family: a problem per range, no route.
     ({"gw2": {"ranges": ["203.0.113.0/24", "2001:db8:2::/64"]}},
      [route("203.0.113.0/24", "10.100.0.2")],
      ["gw2: no IPv6 address on its network interface for range 2001:db8:2::/64 (set egress_gateway_address)"]),
-    # Several gateways, in the order given; no ranges, no routes.
-    ({"gw": {"ranges": ["192.168.50.0/24"]}, "gw2": {"ranges": ["192.168.50.0/24"]}, "gw3": {}},
-     [route("192.168.50.0/24", "10.100.0.1"), route("192.168.50.0/24", "10.100.0.2")], []),
+    # Nested ranges on two gateways: both routes, the longest prefix wins in the kernel.
+    ({"gw": {"ranges": ["10.0.0.0/8"]}, "gw2": {"ranges": ["10.1.0.0/16"]}, "gw3": {}},
+     [route("10.0.0.0/8", "10.100.0.1"), route("10.1.0.0/16", "10.100.0.2")], []),
+    # The same range on two gateways: refused naming both (the first gateway's route is the only one).
+    ({"gw": {"ranges": ["192.168.50.0/24"]}, "gw2": {"ranges": ["10.9.0.0/16", "192.168.50.0/24"]}},
+     [route("192.168.50.0/24", "10.100.0.1"), route("10.9.0.0/16", "10.100.0.2")],
+     ["192.168.50.0/24 is offered by gw (egress_gateway_ranges[0], via 10.100.0.1) and by gw2 "
+      "(egress_gateway_ranges[1], via 10.100.0.2): a member has one route per destination, so keep the range on "
+      "one gateway (a longer prefix elsewhere wins by longest prefix)"]),
+    # ... also when exclusions leave the same piece on both.
+    ({"gw": {"ranges": ["10.0.0.0/24"], "excluded_ranges": ["10.0.0.128/25"]}, "gw2": {"ranges": ["10.0.0.0/25"]}},
+     [route("10.0.0.0/25", "10.100.0.1")],
+     ["10.0.0.0/25 is offered by gw (egress_gateway_ranges[0], via 10.100.0.1) and by gw2 "
+      "(egress_gateway_ranges[0], via 10.100.0.2): a member has one route per destination, so keep the range on "
+      "one gateway (a longer prefix elsewhere wins by longest prefix)"]),
+    # Internet gateway: the default routes of both families, the gateway's LAN as a range too (longer prefix).
+    ({"gw": {"ranges": ["0.0.0.0/0", "::/0", "192.168.50.0/24"]}},
+     [route("0.0.0.0/0", "10.100.0.1"), route("::/0", "fd00:100::1"), route("192.168.50.0/24", "10.100.0.1")], []),
 ])
 def test_routes_from_the_gateways_inventory(gateways, routes, problems):
     assert egress_client_routes(gateways, ADDRESSES, "nm0", 100) == {"routes": routes, "problems": problems}
+
+
+@pytest.mark.parametrize("member_addresses, gateways, addresses, routes, problems", [
+    # A member of eng routes eng's ranges via gw3's address inside eng's cidr, of each family; nothing of fin.
+    (ENG_MEMBER, TWO_NETWORKS, GW3,
+     [route("192.168.50.0/24", "100.64.1.1"), route("2001:db8:50::/64", "fd00:1::1")], []),
+    (FIN_MEMBER, TWO_NETWORKS, GW3,
+     [route("192.168.60.0/24", "100.64.2.1"), route("2001:db8:60::/64", "fd00:2::1")], []),
+    # Per family: an IPv6 address outside eng's IPv6 cidr gets no IPv6 route (the gateway would drop it).
+    (["100.64.1.11", "fd00:9::11"], TWO_NETWORKS, GW3, [route("192.168.50.0/24", "100.64.1.1")], []),
+    # A member in no network of a segmented gateway: no routes to it, no problem.
+    (["10.100.0.11"], TWO_NETWORKS, GW3, [], []),
+    # The network's own address wins over the one found on the interface.
+    (FIN_MEMBER, {"gw3": {"networks": [dict(TWO_NETWORKS["gw3"]["networks"][1], address=["100.64.2.254"])]}}, GW3,
+     [route("192.168.60.0/24", "100.64.2.254"), route("2001:db8:60::/64", "fd00:2::1")], []),
+    # No address of the gateway inside the network's cidr: a problem naming the variable to set.
+    (FIN_MEMBER, TWO_NETWORKS, {"gw3": ["100.64.1.1", "fd00:1::1", "fd00:2::1"]},
+     [route("2001:db8:60::/64", "fd00:2::1")],
+     ["gw3: no IPv4 address inside network fin's cidr 100.64.2.0/24 for its ranges "
+      "(set egress_gateway_networks[1].address)"]),
+    # The top-level ranges of a segmented gateway are dropped by it for everybody: nobody routes them.
+    (ENG_MEMBER, {"gw3": dict(TWO_NETWORKS["gw3"], ranges=["10.0.0.0/8"])}, GW3,
+     [route("192.168.50.0/24", "100.64.1.1"), route("2001:db8:50::/64", "fd00:1::1")], []),
+    # One range in two networks of one gateway, a member in both: two next hops for one destination.
+    (["100.64.1.11", "100.64.2.11"],
+     {"gw3": {"networks": [{"name": "eng", "cidr": "100.64.1.0/24", "ranges": ["192.168.70.0/24"]},
+                           {"name": "fin", "cidr": "100.64.2.0/24", "ranges": ["192.168.70.0/24"]}]}}, GW3,
+     [route("192.168.70.0/24", "100.64.1.1")],
+     ["192.168.70.0/24 is offered by gw3 (egress_gateway_networks[0].ranges[0], via 100.64.1.1) and by gw3 "
+      "(egress_gateway_networks[1].ranges[0], via 100.64.2.1): a member has one route per destination, so keep "
+      "the range on one gateway (a longer prefix elsewhere wins by longest prefix)"]),
+    # The same range for two networks on two gateways: each member routes its own network's: no conflict.
+    (FIN_MEMBER, {"gw3": TWO_NETWORKS["gw3"], "gw4": {"networks": [
+        {"name": "eng", "cidr": "100.64.1.0/24", "ranges": ["192.168.60.0/24"]}]}}, dict(GW3, gw4=["100.64.1.4"]),
+     [route("192.168.60.0/24", "100.64.2.1"), route("2001:db8:60::/64", "fd00:2::1")], []),
+])
+def test_a_member_routes_only_its_own_networks_ranges(member_addresses, gateways, addresses, routes, problems):
+    assert egress_client_routes(gateways, addresses, "nm0", 100, member_addresses) == {
+        "routes": routes, "problems": problems}
 
 
 @pytest.mark.parametrize("gateways, message", [
@@ -53,8 +106,57 @@ def test_routes_from_the_gateways_inventory(gateways, routes, problems):
     ({"gw": {"excluded_ranges": "10.0.0.0/8"}}, "gw: egress_gateway_excluded_ranges: must be a list"),
     ({"gw": {"networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": ["2001:db8::/32"]}]}},
      "gw: egress_gateway_networks[0].ranges[0]: 2001:db8::/32 is ipv6 but network a has no ipv6 cidr"),
+    ({"gw": {"networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": [], "address": "100.64.9.1"}]}},
+     "gw: egress_gateway_networks[0].address: '100.64.9.1' is not inside the network's cidr 100.64.0.0/24"),
+    ({"gw": {"networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": [], "address": ["fd00::1"]}]}},
+     "gw: egress_gateway_networks[0].address[0]: 'fd00::1' is not inside the network's cidr "
+     "(the network has no ipv6 cidr)"),
+    ({"gw": {"networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": [],
+                           "address": ["100.64.0.1", "100.64.0.2"]}]}},
+     "gw: egress_gateway_networks[0].address[1]: '100.64.0.2' is a second ipv4 address (one per family: "
+     "100.64.0.1)"),
+    ({"gw": {"networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": [], "address": "gateway"}]}},
+     "gw: egress_gateway_networks[0].address: 'gateway' is not a valid IP address"),
+    ({"gw": {"networks": [{"name": "a", "cidr": "100.64.0.0/24", "ranges": [], "gateway": "100.64.0.1"}]}},
+     "gw: egress_gateway_networks[0]: unknown key(s) gateway (expected name, cidr, ranges, address)"),
 ])
 def test_bad_inventory_names_the_gateway_and_the_variable(gateways, message):
     with pytest.raises(AnsibleFilterError) as error:
         egress_client_routes(gateways, ADDRESSES, "nm0", 100)
     assert message in str(error.value)
+
+
+def member(addresses, **settings):
+    return dict({"state": "present", "interface": "nm0", "metric": 100, "addresses": addresses}, **settings)
+
+
+def test_mesh_plan_routes_every_member_and_reports_every_problem_of_the_inventory():
+    gateways = {
+        "gw3": dict(TWO_NETWORKS["gw3"], interface="nm0", interface_addresses=[a + "/24" for a in GW3["gw3"]]),
+        "gw": {"ranges": ["192.168.60.0/24"], "interface": "nm0", "interface_addresses": ["100.64.2.2/24"]},
+        "bad": {"ranges": ["10.0.0.0/33"]},
+        "gone": {"state": "absent", "ranges": ["192.168.60.0/24"], "interface_addresses": ["100.64.2.3"]},
+        "typo": {"networks": [{"name": "x", "cidr": "100.64.3.0/24", "address": "100.64.3.9"}],
+                 "interface": "nm0", "interface_addresses": ["100.64.3.1/24"]},
+    }
+    members = {"e1": member(ENG_MEMBER), "f1": member(FIN_MEMBER), "off": member([], state="absent")}
+    plan = egress_mesh_plan(gateways, members)
+    assert plan["routes"] == {
+        "e1": [route("192.168.50.0/24", "100.64.1.1"), route("2001:db8:50::/64", "fd00:1::1"),
+               route("192.168.60.0/24", "100.64.2.2")],
+        "f1": [route("192.168.60.0/24", "100.64.2.1"), route("2001:db8:60::/64", "fd00:2::1")],
+        "off": []}
+    assert plan["problems"] == [
+        "bad: egress_gateway_ranges[0]: '10.0.0.0/33' is not a valid CIDR",
+        "typo: egress_gateway_networks[0].address: 100.64.3.9 is not an address of its network interface nm0 "
+        "(100.64.3.1)",
+        "f1: 192.168.60.0/24 is offered by gw3 (egress_gateway_networks[1].ranges[0], via 100.64.2.1) and by gw "
+        "(egress_gateway_ranges[0], via 100.64.2.2): a member has one route per destination, so keep the range on "
+        "one gateway (a longer prefix elsewhere wins by longest prefix)"]
+
+
+def test_mesh_plan_a_gateway_that_is_a_member_skips_its_own_ranges():
+    gateways = {"gw": {"ranges": ["192.168.50.0/24"], "interface_addresses": ["10.100.0.1"]},
+                "gw2": {"ranges": ["203.0.113.0/24"], "interface_addresses": ["10.100.0.2"]}}
+    plan = egress_mesh_plan(gateways, {"gw2": member(["10.100.0.2"])})
+    assert plan == {"routes": {"gw2": [route("192.168.50.0/24", "10.100.0.1")]}, "problems": []}

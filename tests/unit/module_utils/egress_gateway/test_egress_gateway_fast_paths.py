@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse, normalise_cidr
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import (
-    UNKNOWN, RouteLookup, table_order)
+    UNKNOWN, RouteLookup, default_route_device, table_order)
 
 IPV4_NETWORKS = st.builds(lambda value, prefix: str(ipaddress.IPv4Network((value, prefix), strict=False)),
                           st.integers(0, 2**32 - 1), st.integers(0, 32))
@@ -97,3 +97,22 @@ def test_longest_prefix_then_lowest_metric_then_next_table():
     assert lookup.lookup("203.0.113.9") == UNKNOWN
     assert lookup.lookup("8.8.8.8") == {"dev": "eth0"}
     assert RouteLookup(DEFAULT_V4_RULES, routes[1:3], "ipv4").lookup("8.8.8.8") is None
+
+
+@pytest.mark.parametrize("routes, family, device", [
+    # The lowest-metric default route of the main table; a route to a multicast prefix is not a default.
+    ([{"dst": "default", "gateway": "fe80::1", "dev": "up1", "metric": 1024},
+      {"dst": "default", "gateway": "fe80::2", "dev": "up2", "metric": 100},
+      {"type": "multicast", "dst": "ff00::/8", "dev": "nm0", "table": "local", "metric": 256}], "ipv6", "up2"),
+    ([{"dst": "192.168.50.0/24", "dev": "eth1"}, {"dst": "default", "gateway": "203.0.113.254", "dev": "up1"}],
+     "ipv4", "up1"),
+    # The default table when main has none.
+    ([{"dst": "default", "gateway": "203.0.113.254", "dev": "up3", "table": "default"}], "ipv4", "up3"),
+    # None, multipath, or equal metrics on two devices: no answer (the module then asks for interface).
+    ([{"dst": "192.168.50.0/24", "dev": "eth1"}], "ipv4", None),
+    ([{"dst": "default", "nexthops": [{"dev": "up1"}, {"dev": "up2"}]}], "ipv4", None),
+    ([{"dst": "default", "dev": "up1", "metric": 5}, {"dst": "default", "dev": "up2", "metric": 5}], "ipv4", None),
+    ([{"type": "unreachable", "dst": "default", "dev": "lo"}], "ipv6", None),
+])
+def test_internet_ranges_leave_by_the_default_route_of_their_family(routes, family, device):
+    assert default_route_device(routes, family) == device
