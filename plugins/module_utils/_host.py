@@ -86,6 +86,10 @@ class Host:
             self.write_file(path, payload, mode)
         elif tool == "remove":
             self.remove_file(target[0])
+        elif tool == "wg-set":
+            self.wg_set(target[0], json.loads(payload))
+        elif tool == "wireguard-go":
+            self.start_wireguard_go(target[0])
         else:
             raise HostError(f"unknown tool {tool!r}")
 
@@ -255,6 +259,57 @@ class Host:
 
     def link_names(self):
         return [link["ifname"] for link in self.ip_json("link", "show")]
+
+    def link_detail(self, interface):
+        """``ip -j -d link show dev IF`` (a list with one link), or None when there is no such link."""
+        rc, out, _err = self.run(["ip", "-j", "-d", "link", "show", "dev", interface], check=False)
+        if rc != 0:
+            return None
+        return json.loads(out) if out.strip() else None
+
+    # ---- WireGuard ------------------------------------------------------------------------
+    def wg_dump(self, interface):
+        """``wg show IF dump`` text (its first line holds the private key: parse it with _wireguard.read,
+        which drops it), or None when the interface is not a WireGuard device."""
+        rc, out, _err = self.run(["wg", "show", interface, "dump"], check=False)
+        return out if rc == 0 else None
+
+    def wg_genkey(self):
+        return self.run(["wg", "genkey"])[1].strip()
+
+    def wg_pubkey(self, private_key):
+        return self.run(["wg", "pubkey"], data=private_key.strip() + "\n")[1].strip()
+
+    def wg_set(self, interface, args):
+        if args:
+            self.run(["wg", "set", interface] + list(args))
+
+    @staticmethod
+    def kernel_has_wireguard():
+        """Whether ``ip link add type wireguard`` can work: the module is loaded (or built in), or modinfo
+        finds it (``ip link add`` loads it on demand)."""
+        if os.path.isdir("/sys/module/wireguard"):
+            return True
+        for directory in ("/lib/modules", "/usr/lib/modules"):
+            release = os.uname().release
+            path = os.path.join(directory, release)
+            if os.path.isdir(path):
+                for _root, _dirs, files in os.walk(path):
+                    if any(name.startswith("wireguard.ko") for name in files):
+                        return True
+        return False
+
+    def start_wireguard_go(self, interface, timeout=5.0):
+        """Start userspace WireGuard for ``interface`` (it daemonizes) and wait for its control socket."""
+        import time
+
+        self.run(["wireguard-go", interface])
+        socket_path = f"/var/run/wireguard/{interface}.sock"
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(socket_path):
+            if time.monotonic() > deadline:
+                raise HostError(f"wireguard-go {interface}: no control socket {socket_path} after {timeout} s")
+            time.sleep(0.02)
 
     # ---- sysctl ---------------------------------------------------------------------------
     @staticmethod

@@ -30,7 +30,7 @@ class Transaction:
 
     label: what it changes, for messages (``nftables``, ``iptables-nft ipv4``, ``routes ipv6``)
     tool: how it is applied (``nft``, ``iptables-restore``, ``ipset``, ``ip-batch``, ``sysctl``, ``write``,
-          ``remove``; see ``Host.apply``); target: the tool's arguments ((family, variant) of
+          ``remove``, ``wg-set``, ``wireguard-go``; see ``Host.apply``); target: the tool's arguments ((family, variant) of
           iptables-restore, (family,) of ip-batch, (name,) of sysctl, (path, mode) of write/remove)
     payload: the tool's input
     undo: the input (same tool and target) that puts back what this one changed: a text, or a function
@@ -112,4 +112,11 @@ def describe_tool(tool, payload, target):
         return f"write {target[0]}"
     if tool == "remove":
         return f"remove {target[0]}"
+    if tool == "wg-set":
+        import json
+        import shlex
+
+        return f"wg set {target[0]} {shlex.join(json.loads(payload))}"
+    if tool == "wireguard-go":
+        return f"wireguard-go {target[0]}"
     raise ValueError(f"unknown tool {tool!r}")
