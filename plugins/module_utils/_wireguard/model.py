@@ -253,7 +253,7 @@ def validate(params):
     implementation = params.get("implementation") or "auto"
     if implementation not in IMPLEMENTATIONS:
         raise InputError("implementation", implementation, f"is not one of {', '.join(IMPLEMENTATIONS)}")
-    internet = validate_internet(params.get("internet_route"), peers, fwmark)
+    internet = validate_internet(params.get("internet_route"), peers, fwmark) if peers is not None else None
     if internet and not fwmark:
         fwmark = internet.fwmark
     return Desired(interface, state, tuple(sort_cidrs(addresses)), listen_port, fwmark, key_file, config_path,

@@ -40,6 +40,7 @@ class Persisted:
     addresses: Tuple[str, ...] = ()
     peers: Dict[str, Peer] = field(default_factory=dict)
     internet: Optional[InternetRoute] = None
+    forwarding: bool = False
 
 
 def internet_marker(internet):
@@ -130,6 +131,8 @@ def parse_config(text):
             section, peer = line[1:-1], ({} if line == "[Peer]" else None)
             continue
         key, _eq, value = (part.strip() for part in line.partition("="))
+        if section == "Interface" and key == "PostUp" and value.startswith("sysctl") and "forward" in value:
+            persisted.forwarding = True
         if section == "Interface" and key == "Address":
             persisted.addresses = sort_cidrs(item.strip() for item in value.split(",") if item.strip())
         elif section == "Peer":

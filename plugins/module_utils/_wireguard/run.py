@@ -11,6 +11,7 @@ be given to one of our peers).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from ansible_collections.netkit.egress.plugins.module_utils import _transaction
@@ -99,6 +100,11 @@ def choose_implementation(host, desired, live):
 
 
 def plan_present(host, desired, live, persisted):
+    if desired.peers is None:
+        # Only the interface, its key and addresses: what peers need (fwmark, forwarding, the internet route)
+        # stays as the last full run left it.
+        desired = dataclasses.replace(desired, internet=persisted.internet, forwarding=persisted.forwarding,
+                                      fwmark=desired.fwmark or live.fwmark)
     plan = Plan()
     plan.foreign_peers = check_foreign_peers(desired, live, persisted)
     interface = desired.interface
