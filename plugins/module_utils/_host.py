@@ -346,7 +346,16 @@ class Host:
         with os.fdopen(fd, "w") as handle:
             handle.write(content)
         os.chmod(tmp_path, mode)
-        self.module.atomic_move(tmp_path, path)
+        # atomic_move gives a new file the umask's default mode (0644): a secret (a private key) must never
+        # be readable by others, not even for a moment, so the umask is tightened around the move.
+        previous_umask = os.umask(0o077)
+        if mode & 0o077:
+            os.umask(previous_umask)
+        try:
+            self.module.atomic_move(tmp_path, path)
+        finally:
+            os.umask(previous_umask)
+        os.chmod(path, mode)
 
     @staticmethod
     def remove_file(path):
