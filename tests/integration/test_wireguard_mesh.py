@@ -3,6 +3,7 @@ playbooks/egress_gateway.yml unchanged on top of it with the network interface w
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -102,4 +103,117 @@ def test_mesh_reaches_the_office_through_the_tunnel(lab, tmp_path):
     assert all(len(secret) == 44 for secret in secrets)
     for text in outputs:
         for secret in secrets:
+            assert secret not in text
+
+
+BAD_INVENTORIES = [
+    ({"m2": {"wireguard_endpoint": "192.0.2.12;reboot"}}, "m2: wireguard_endpoint: '192.0.2.12;reboot'"),
+    ({"m2": {"wireguard_endpoint": "[2001:db8::12]:99999"}}, "m2: wireguard_endpoint"),
+    ({"m1": {"wireguard_address": "10.100.0.11"}}, "m1: wireguard_address: '10.100.0.11' needs the overlay"),
+    ({"m1": {"wireguard_address": ["10.100.0.11/24", "10.100.0.12/24"]}}, "m1: wireguard_address[1]"),
+    ({"m2": {"wireguard_address": "10.100.1.12/24"}}, "is not in the mesh's network 10.100.0.0/24"),
+    ({"m2": {"wireguard_address": "10.100.0.11/24"}}, "overlaps 10.100.0.11/32 of m1: wireguard_address"),
+    ({"m1": {"wireguard_interface": "wg0$(reboot)"}}, "m1: wireguard_interface: 'wg0$(reboot)'"),
+    ({"m1": {"wireguard_ingress": True, "wireguard_ext_clients": [{"name": "../../etc/x", "address": "10.100.0.201"}]}},
+     "m1: wireguard_ext_clients[0].name: '../../etc/x' is not a valid name"),
+    ({"m1": {"wireguard_ingress": True, "wireguard_ext_clients": [{"name": "laptop", "address": "10.99.0.201"}]}},
+     "m1: wireguard_ext_clients[0].address: '10.99.0.201/32' is not inside the mesh's network 10.100.0.0/24"),
+    ({"m1": {"wireguard_ext_clients": [{"name": "laptop", "address": "10.100.0.201"}]}},
+     "m1: wireguard_ext_clients: needs wireguard_ingress: true"),
+]
+
+
+def test_bad_inventory_names_the_field_and_changes_nothing(lab, tmp_path):
+    members = ("m1", "m2", "m3")
+    wl.build(lab, members=members)
+    before = {host: wl.host_state(lab, host) for host in members}
+    cases = BAD_INVENTORIES
+    # Two egress gateways claiming overlapping ranges: refused naming both.
+    overlap = wl.inventory(lab, members=members)
+    gateways = overlap["all"]["children"]["egress_gateways"]["hosts"]
+    gateways["m1"] = {"ansible_host": lab.ns("m1"), "egress_gateway_ranges": ["192.168.50.0/24"]}
+    gateways["m2"] = {"ansible_host": lab.ns("m2"), "egress_gateway_ranges": ["192.168.50.128/25"]}
+    specs = [(wl.inventory(lab, members=members, member_vars=member_vars), expected) for member_vars, expected in cases]
+    specs.append((overlap, "m2: egress_gateway_ranges: '192.168.50.128/25' overlaps 192.168.50.0/24 of "
+                           "m1: egress_gateway_ranges"))
+    for index, (spec, expected) in enumerate(specs):
+        path = wl.write_inventory(tmp_path, spec, f"bad{index}.yml")
+        rc, text, _recap = wl.playbook(wl.MESH_PLAYBOOK, path)
+        assert rc != 0, text[-3000:]
+        assert expected in text, (expected, text[-3000:])
+        assert {host: wl.host_state(lab, host) for host in members} == before, expected
+
+    # On a converged mesh, a bad value changes nothing either.
+    converge(tmp_path, wl.inventory(lab, members=members), playbooks=(wl.MESH_PLAYBOOK,))
+    converged = {host: wl.host_state(lab, host) for host in members}
+    path = wl.write_inventory(tmp_path, wl.inventory(lab, members=members, member_vars=dict(BAD_INVENTORIES[0][0])),
+                              "bad-late.yml")
+    rc, text, _recap = wl.playbook(wl.MESH_PLAYBOOK, path)
+    assert rc != 0 and BAD_INVENTORIES[0][1] in text
+    assert {host: wl.host_state(lab, host) for host in members} == converged
+
+
+def bring_up_client(lab, client, config_text):
+    """A laptop or phone: the generated wg-quick config brought up with wg-quick in its own namespace."""
+    directory = f"/etc/netns/{lab.ns(client)}/wireguard"
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "wgc.conf"), "w") as handle:
+        handle.write(config_text)
+    os.chmod(os.path.join(directory, "wgc.conf"), 0o600)
+    lab.host_exec(client, ["wg-quick", "up", "wgc"])
+
+
+def test_ext_clients_reach_the_office_and_revoked_ones_cannot(lab, tmp_path):
+    wl.build(lab)
+    for client, address in (("c1", "192.0.2.101"), ("c2", "192.0.2.102")):
+        lab.add_host(client)
+        lab.attach("sw", "br0", client, "eth0")
+        lab.addr(client, "eth0", f"{address}/24")
+    client_dir = tmp_path / "clients"
+    laptop = {"name": "laptop", "address": ["10.100.0.201", "fd00:100::201"]}
+    phone = {"name": "phone", "address": "10.100.0.202"}
+    # m3 is an ingress node; gw is ingress and egress at once.
+    member_vars = {"m3": {"wireguard_ingress": True, "wireguard_ext_clients": [laptop]},
+                   "gw": {"wireguard_ingress": True, "wireguard_ext_clients": [phone]}}
+    spec = wl.inventory(lab, member_vars=member_vars, mesh_vars={"wireguard_ext_client_dir": str(client_dir)})
+    outputs = []
+    converge(tmp_path, spec, outputs=outputs)
+
+    assert oct(client_dir.stat().st_mode & 0o777) == "0o700"
+    for name in ("laptop", "phone"):
+        assert oct((client_dir / f"{name}.conf").stat().st_mode & 0o777) == "0o600"
+        assert (client_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (client_dir / f"{name}.qr.txt").stat().st_size > 100
+    laptop_config = (client_dir / "laptop.conf").read_text()
+    assert f"PublicKey = {wl.public_key(lab, 'm3')}" in laptop_config
+    assert f"Endpoint = {wl.UNDERLAY['m3']}:{wl.WG_PORT}" in laptop_config
+    assert f"AllowedIPs = 10.100.0.0/24, {wl.OFFICE}, {wl.OFFICE2}, fd00:100::/64" in laptop_config
+    assert "Address = 10.100.0.201/32, fd00:100::201/128" in laptop_config
+    client_secrets = [(client_dir / f"{name}.key").read_text().strip() for name in ("laptop", "phone")]
+
+    # Every member routes the clients' addresses to their ingress node.
+    keys = {host: wl.public_key(lab, host) for host in wl.MEMBERS}
+    for host in ("m1", "m2", "gw"):
+        assert {"10.100.0.201/32", "fd00:100::201/128"} <= wl.wg_dump(lab, host)[keys["m3"]][0], host
+    assert "10.100.0.202/32" in wl.wg_dump(lab, "m1")[keys["gw"]][0]
+
+    bring_up_client(lab, "c1", laptop_config)
+    bring_up_client(lab, "c2", (client_dir / "phone.conf").read_text())
+    assert lab.whoami("c1", wl.SERVER) == "192.168.50.1"      # laptop -> m3 -> gw -> office, NATed
+    assert lab.whoami("c2", wl.SERVER) == "192.168.50.1"      # phone -> gw (ingress and egress) -> office
+
+    # Revoking the laptop removes its peer on m3 and its address from every member; its files go too.
+    member_vars["m3"]["wireguard_ext_clients"] = []
+    spec = wl.inventory(lab, member_vars=member_vars, mesh_vars={"wireguard_ext_client_dir": str(client_dir)})
+    converge(tmp_path, spec, playbooks=(wl.MESH_PLAYBOOK,), outputs=outputs)
+    laptop_key = lab.host_exec("c1", ["wg", "show", "wgc", "public-key"]).stdout.strip()
+    assert laptop_key not in wl.wg_dump(lab, "m3")
+    for host in ("m1", "m2", "gw"):
+        assert "10.100.0.201/32" not in wl.wg_dump(lab, host)[keys["m3"]][0], host
+    assert lab.whoami("c1", wl.SERVER, timeout=2.0) is None
+    assert lab.whoami("c2", wl.SERVER) == "192.168.50.1"
+    assert sorted(path.name for path in client_dir.iterdir()) == ["phone.conf", "phone.key", "phone.png",
+                                                                  "phone.qr.txt"], outputs[-1][-5000:]
+    for text in outputs:
+        for secret in client_secrets + [wl.private_key(lab, host) for host in wl.MEMBERS]:
             assert secret not in text

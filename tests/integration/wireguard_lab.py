@@ -120,3 +120,32 @@ class Capture:
         self.proc.terminate()
         out, _err = self.proc.communicate(timeout=10)
         return [line for line in out.splitlines() if line.strip()]
+
+
+def module(inventory_path, host, args, check=False, diff=False):
+    """(rc, result) of one ad-hoc run of netkit.egress.wireguard on ``host`` (json callback)."""
+    import json
+
+    from netlab import ansible_bin, ansible_env
+
+    argv = [ansible_bin("ansible"), "-i", inventory_path, host, "-m", "netkit.egress.wireguard", "-a", json.dumps(args)]
+    if check:
+        argv.append("--check")
+    if diff:
+        argv.append("--diff")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=ansible_env())
+    # The ad-hoc 'minimal' callback prints "HOST | STATUS => {json}".
+    _head, _sep, tail = proc.stdout.partition("=>")
+    try:
+        result = json.JSONDecoder().raw_decode(tail.strip())[0]
+    except ValueError:
+        result = {"raw": proc.stdout + proc.stderr}
+    return proc.returncode, result, proc.stdout + proc.stderr
+
+
+def host_state(lab, host):
+    """Everything the mesh could change on a host, to prove that nothing changed."""
+    state = lab.snapshot(host)
+    state["wg"] = wg_dump(lab, host)
+    state["etc_wireguard"] = lab.host_exec(host, ["ls", "-la", "--time-style=+", "/etc/wireguard"]).stdout
+    return state

@@ -74,7 +74,8 @@ def validate_key(value, field):
         raw = base64.b64decode(value, validate=True)
     except (ValueError, TypeError):
         raise InputError(field, value, "is not a WireGuard key (base64 of 32 bytes, 44 characters)") from None
-    if len(raw) != 32:
+    # wg also refuses a non-canonical last character (its two spare bits set).
+    if len(raw) != 32 or base64.b64encode(raw).decode() != value:
         raise InputError(field, value, "is not a WireGuard key (base64 of 32 bytes, 44 characters)")
     return value
 
