@@ -260,6 +260,15 @@ class Host:
     def link_names(self):
         return [link["ifname"] for link in self.ip_json("link", "show")]
 
+    def route_table(self, table, family):
+        """``ip -j route show table TABLE`` of one family; a table that does not exist (yet) is empty."""
+        try:
+            return self.ip_json("route", "show", "table", str(table), family=family)
+        except HostError as exc:
+            if "does not exist" in str(exc):
+                return []
+            raise
+
     def link_detail(self, interface):
         """``ip -j -d link show dev IF`` (a list with one link), or None when there is no such link."""
         rc, out, _err = self.run(["ip", "-j", "-d", "link", "show", "dev", interface], check=False)

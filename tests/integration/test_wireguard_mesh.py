@@ -217,3 +217,74 @@ def test_ext_clients_reach_the_office_and_revoked_ones_cannot(lab, tmp_path):
     for text in outputs:
         for secret in client_secrets + [wl.private_key(lab, host) for host in wl.MEMBERS]:
             assert secret not in text
+
+
+INTERNET_SERVER = "203.0.113.10"
+
+
+def build_internet(lab):
+    """A router rtr on the underlay (192.0.2.254) to the 'internet' 203.0.113.0/24, where inet runs a server;
+    m1, m2 and gw use rtr as their default route, so m1 could reach inet directly, around the tunnel."""
+    wl.build(lab, members=("m1", "m2", "gw"))
+    lab.add_host("rtr", forwarding=True)
+    lab.attach("sw", "br0", "rtr", "eth0")
+    lab.addr("rtr", "eth0", "192.0.2.254/24")
+    lab.add_host("inet")
+    lab.link("rtr", "eth1", "inet", "eth0")
+    lab.addr("rtr", "eth1", "203.0.113.1/24")
+    lab.addr("inet", "eth0", f"{INTERNET_SERVER}/24")
+    lab.route("inet", "default", via="203.0.113.1")
+    for host in ("m1", "m2", "gw"):
+        lab.route(host, "default", via="192.0.2.254")
+    lab.start_whoami("inet", 8080)
+    lab.start_whoami("m2", 8080)
+
+
+def internet_inventory(lab, internet_gateway=True, fail_open=False):
+    return wl.inventory(lab, members=("m1", "m2", "gw"), gw_ranges=(wl.OFFICE, "0.0.0.0/0"),
+                        member_vars={"m1": {"wireguard_internet_gateway": internet_gateway,
+                                            "wireguard_fail_open": fail_open}})
+
+
+def test_internet_gateway_fails_closed(lab, tmp_path):
+    build_internet(lab)
+    assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.11"     # before: straight out of the underlay
+    converge(tmp_path, internet_inventory(lab))
+    keys = {host: wl.public_key(lab, host) for host in ("m1", "m2", "gw")}
+    assert "0.0.0.0/0" in wl.wg_dump(lab, "m1")[keys["gw"]][0]
+    assert "0.0.0.0/0" not in wl.wg_dump(lab, "m2")[keys["gw"]][0]   # m2 did not opt in
+
+    # Through the tunnel: inet sees the gateway's (masqueraded) underlay address, not m1's.
+    capture = wl.Capture(lab, "m1", "eth0", f"host {INTERNET_SERVER}")
+    assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.1"
+    assert capture.stop() == []
+    assert lab.whoami("m2", INTERNET_SERVER) == "192.0.2.12"        # m2 is not affected
+    assert lab.whoami("m1", "192.0.2.12") == "192.0.2.11"           # m1's own LAN stays direct
+    assert lab.whoami("m1", wl.SERVER) == "192.168.50.1"            # the office still through the tunnel
+    # Idempotent.
+    mesh_recap, egress_recap = converge(tmp_path, internet_inventory(lab))
+    assert changed(mesh_recap) == {} and changed(egress_recap) == {}
+
+    # The gateway gone: m1's internet traffic is dropped, nothing leaves m1's underlay towards inet.
+    lab.sh("gw", "ip link del wg0")
+    capture = wl.Capture(lab, "m1", "eth0", f"host {INTERNET_SERVER}")
+    assert lab.whoami("m1", INTERNET_SERVER, timeout=2.0) is None
+    assert capture.stop() == []
+    # Even with m1's own tunnel interface gone (fail-closed: an unreachable default below it).
+    lab.sh("m1", "ip link del wg0")
+    capture = wl.Capture(lab, "m1", "eth0", f"host {INTERNET_SERVER}")
+    assert lab.whoami("m1", INTERNET_SERVER, timeout=2.0) is None
+    assert capture.stop() == []
+
+    # Fail-open: with the tunnel interface gone, internet traffic takes the underlay.
+    converge(tmp_path, internet_inventory(lab, fail_open=True), playbooks=(wl.MESH_PLAYBOOK,))
+    assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.1"
+    lab.sh("m1", "ip link del wg0")
+    assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.11"
+
+    # Off: the policy routing is gone, the internet is direct again, the rules and table are removed.
+    converge(tmp_path, internet_inventory(lab, internet_gateway=False), playbooks=(wl.MESH_PLAYBOOK,))
+    assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.11"
+    assert "51820" not in lab.sh("m1", "ip -4 rule show").stdout
+    assert lab.sh("m1", "ip -4 route show table 51820", check=False).stdout.strip() == ""
+    assert "0.0.0.0/0" not in wl.wg_dump(lab, "m1")[keys["gw"]][0]

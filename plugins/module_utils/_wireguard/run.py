@@ -196,11 +196,11 @@ def plan_internet(host, desired, persisted, plan):
         rules = read_rules(host, family)
         priorities = {rule.get("priority"): rule for rule in rules}
         table = wanted.table if wanted else None
-        routes = host.ip_json("route", "show", "table", str(table), family=family) if table else []
+        routes = host.route_table(table, family) if table else []
         if wanted and family in wanted.families:
             lines = render.internet_lines(wanted, desired.interface, family)
             have_rules = (priorities.get(wanted.priority, {}).get("table") == str(wanted.table)
-                          and priorities.get(wanted.priority - 1, {}).get("suppress_prefixlength") == 0)
+                          and priorities.get(wanted.priority - 1, {}).get("suppress_prefixlen") == 0)
             have_default = any(route.get("dst") == "default" and route.get("dev") == desired.interface
                                for route in routes)
             have_unreachable = any(route.get("type") == "unreachable" for route in routes)
