@@ -23,6 +23,7 @@ description:
     is left as it is, and a range it holds cannot be given to one of our peers.
   - Every input is validated before anything changes; errors name the field (for example
     C(peers[2].endpoint)).
+  - The role P(netkit.egress.wireguard_mesh#role) builds a mesh of these interfaces from inventory.
   - Routes are not its business (C(Table = off)), except the optional default route of O(internet_route);
     routes to other networks through the tunnel come from P(netkit.egress.egress_client#role).
 version_added: 0.2.0
@@ -112,7 +113,6 @@ notes:
   - C(wireguard-go) keeps its control socket at C(/var/run/wireguard/IF.sock); several network namespaces of one
     machine need a private C(/run/wireguard) each (the P(netkit.egress.netns#connection) connection gives one).
 seealso:
-  - role: netkit.egress.wireguard_mesh
   - module: netkit.egress.egress_routes
 """
 

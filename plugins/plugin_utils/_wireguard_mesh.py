@@ -13,7 +13,7 @@ inventory before anything changes (called without public keys) and plans with th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from ansible_collections.netkit.egress.plugins.module_utils._net import (
     FAMILIES, InputError, as_list, cidr_list, cidr_of, family_of, subtract_families, validate_interface, validate_name)
@@ -66,8 +66,9 @@ def _member(name, host_vars, egress_hosts, public_keys):
     interface = validate_interface(host_vars.get("wireguard_interface") or DEFAULT_INTERFACE,
                                    where + "wireguard_interface")
     raw_addresses = host_vars.get("wireguard_address")
-    raw_addresses = [raw_addresses] if isinstance(raw_addresses, str) else as_list(raw_addresses,
-                                                                                    where + "wireguard_address")
+    if isinstance(raw_addresses, str):
+        raw_addresses = [raw_addresses]
+    raw_addresses = as_list(raw_addresses, where + "wireguard_address")
     if not raw_addresses:
         raise InputError(where + "wireguard_address", problem="is required (the member's overlay address, CIDR)")
     addresses, families = [], set()

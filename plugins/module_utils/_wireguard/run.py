@@ -178,8 +178,8 @@ def plan_present(host, desired, live, persisted):
                                          list(live.peers.values()), persisted.internet)
     after_peers = {peer.public_key: peer for peer in plan.foreign_peers}
     after_peers.update({peer.public_key: peer for peer in peers_after})
-    plan.after_text = render.state_text(True, sorted(set(desired.addresses) | set(a for a in live.addresses
-                                                                               if a not in persisted.addresses)),
+    kept_addresses = [text for text in live.addresses if text not in persisted.addresses]
+    plan.after_text = render.state_text(True, model.sort_cidrs(set(desired.addresses) | set(kept_addresses)),
                                         desired.listen_port or live.listen_port, desired.fwmark,
                                         list(after_peers.values()), desired.internet)
     return plan

@@ -1,4 +1,4 @@
-"""A WireGuard mesh lab for the integration tests: namespaces on one underlay segment, wireguard-go.
+"""A WireGuard mesh lab (the lab demo's and the integration tests'): namespaces on one underlay segment, wireguard-go.
 
 Underlay 192.0.2.0/24 (bridge br0 in namespace sw), overlay 10.100.0.0/24 and fd00:100::/64 on wg0. gw is the
 egress gateway of the office 192.168.50.0/24 (srv 192.168.50.10, which has no route back to the overlay) and of
@@ -14,7 +14,6 @@ import time
 
 import yaml
 
-import lab as mesh_lab
 from netlab import REPO_ROOT, ansible_playbook
 
 MESH_PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "wireguard_mesh.yml")
@@ -25,10 +24,17 @@ OVERLAY = {"m1": ["10.100.0.11/24", "fd00:100::11/64"], "m2": ["10.100.0.12/24",
 OFFICE, OFFICE2 = "192.168.50.0/24", "192.168.60.0/24"
 SERVER = "192.168.50.10"
 WG_PORT = 51820
+WHOAMI_PORT = 8080
 MEMBERS = ("m1", "m2", "m3", "gw")
 
 
-def build(lab, members=MEMBERS):
+def available():
+    import shutil
+
+    return all(shutil.which(tool) for tool in ("wireguard-go", "wg", "tcpdump"))
+
+
+def build(lab, members=MEMBERS, server=True):
     lab.add_host("sw")
     lab.bridge("sw", "br0")
     for host in members:
@@ -41,7 +47,8 @@ def build(lab, members=MEMBERS):
         lab.addr("gw", "eth1", "192.168.50.1/24")
         lab.addr("gw", "eth1", "192.168.60.1/24")
         lab.addr("srv", "eth0", f"{SERVER}/24")
-        lab.start_whoami("srv", mesh_lab.WHOAMI_PORT)
+        if server:
+            lab.start_whoami("srv", WHOAMI_PORT)
 
 
 def inventory(lab, members=MEMBERS, gw_ranges=(OFFICE, OFFICE2), member_vars=None, mesh_vars=None):
@@ -75,6 +82,8 @@ def write_inventory(tmp_path, spec, name="inventory.yml"):
 
 def playbook(path, inventory_path, check=False, diff=False):
     """(rc, text, recap) of one playbook run with the default callback (the text a user would see)."""
+    import lab as mesh_lab  # lab.py imports this file for its demo
+
     rc, text = ansible_playbook(path, inventory_path, check=check, diff=diff, json_output=False)
     return rc, text, mesh_lab.playbook_recap(text)
 
