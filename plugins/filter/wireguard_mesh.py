@@ -15,7 +15,7 @@ from ansible_collections.netkit.egress.plugins.module_utils._net import InputErr
 from ansible_collections.netkit.egress.plugins.plugin_utils import _wireguard_mesh as planner
 
 HOST_KEYS = ("wireguard_interface", "wireguard_address", "wireguard_endpoint", "wireguard_listen_port",
-             "wireguard_persistent_keepalive", "wireguard_public_key", "wireguard_ingress", "wireguard_ext_clients",
+             "wireguard_persistent_keepalive", "wireguard_mesh_public_key", "wireguard_mesh_ext_client_keys", "wireguard_ingress", "wireguard_ext_clients",
              "wireguard_internet_gateway", "wireguard_fail_open", "wireguard_state", "egress_gateway_ranges",
              "egress_gateway_networks", "egress_gateway_excluded_ranges", "egress_gateway_state")
 

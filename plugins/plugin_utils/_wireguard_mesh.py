@@ -86,9 +86,9 @@ def _member(name, host_vars, egress_hosts, public_keys):
     endpoint = normalise_endpoint(endpoint, where + "wireguard_endpoint", default_port=port) if endpoint else None
     keepalive = validate_uint(host_vars.get("wireguard_persistent_keepalive") or 0,
                               where + "wireguard_persistent_keepalive", 0, 65535, "a keepalive interval in seconds")
-    public_key = public_keys.get(name) or host_vars.get("wireguard_public_key")
+    public_key = public_keys.get(name) or host_vars.get("wireguard_mesh_public_key")
     if public_key:
-        validate_key(public_key, where + "wireguard_public_key")
+        validate_key(public_key, where + "wireguard_mesh_public_key")
     member = Member(name, interface, tuple(sort_cidrs(addresses)), endpoint, port, keepalive, public_key or None)
     if name in egress_hosts and (host_vars.get("egress_gateway_state") or "present") == "present":
         ranges = list(cidr_list(host_vars.get("egress_gateway_ranges"), where + "egress_gateway_ranges"))
@@ -186,11 +186,16 @@ def _internet_gateways(members):
 def plan(member_names, hostvars, egress_hosts=(), public_keys=None, ext_client_keys=None):
     """{"hosts": {name: module parameters and client configs}, "pending": [...]} for every member.
 
-    ``public_keys``: {member: public key} known so far (missing ones: that member is not yet a peer of anyone);
-    ``ext_client_keys``: {client name: public key}."""
+    ``public_keys``: {member: public key} known so far, else each member's ``wireguard_mesh_public_key`` (missing:
+    that member is not yet a peer of anyone); ``ext_client_keys``: {client name: public key}, else each ingress
+    node's ``wireguard_mesh_ext_client_keys``."""
     public_keys = dict(public_keys or {})
-    ext_client_keys = dict(ext_client_keys or {})
     names = list(dict.fromkeys(member_names))
+    # The role publishes each ingress node's clients' public keys in its hostvars.
+    collected = {}
+    for name in names:
+        collected.update((hostvars.get(name) or {}).get("wireguard_mesh_ext_client_keys") or {})
+    ext_client_keys = dict(collected, **dict(ext_client_keys or {}))
     members, pending = [], []
     seen_clients = {}
     for name in names:

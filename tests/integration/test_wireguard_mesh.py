@@ -143,6 +143,13 @@ def test_bad_inventory_names_the_field_and_changes_nothing(lab, tmp_path):
         assert expected in text, (expected, text[-3000:])
         assert {host: wl.host_state(lab, host) for host in members} == before, expected
 
+    # Check mode on a fresh mesh: no key exists yet, nothing is generated or created.
+    path = wl.write_inventory(tmp_path, wl.inventory(lab, members=members), "check.yml")
+    rc, text, recap = wl.playbook(wl.MESH_PLAYBOOK, path, check=True, diff=True)
+    assert rc == 0, text[-3000:]
+    assert set(changed(recap)) == set(members)
+    assert {host: wl.host_state(lab, host) for host in members} == before
+
     # On a converged mesh, a bad value changes nothing either.
     converge(tmp_path, wl.inventory(lab, members=members), playbooks=(wl.MESH_PLAYBOOK,))
     converged = {host: wl.host_state(lab, host) for host in members}
@@ -151,6 +158,15 @@ def test_bad_inventory_names_the_field_and_changes_nothing(lab, tmp_path):
     rc, text, _recap = wl.playbook(wl.MESH_PLAYBOOK, path)
     assert rc != 0 and BAD_INVENTORIES[0][1] in text
     assert {host: wl.host_state(lab, host) for host in members} == converged
+
+    # A member leaving the mesh: its interface, config and key go, the others drop its peer.
+    m3_key = wl.public_key(lab, "m3")
+    spec = wl.inventory(lab, members=members, member_vars={"m3": {"wireguard_state": "absent"}})
+    converge(tmp_path, spec, playbooks=(wl.MESH_PLAYBOOK,))
+    assert wl.wg_dump(lab, "m3") is None
+    assert lab.host_exec("m3", ["ls", "/etc/wireguard"]).stdout.split() == []
+    for host in ("m1", "m2"):
+        assert m3_key not in wl.wg_dump(lab, host) and len(wl.wg_dump(lab, host)) == 1
 
 
 def bring_up_client(lab, client, config_text):

@@ -23,7 +23,7 @@ def hostvars(**overrides):
     for name, values in overrides.items():
         hosts[name].update(values)
     for name, key in KEYS.items():
-        hosts[name].setdefault("wireguard_public_key", key)
+        hosts[name].setdefault("wireguard_mesh_public_key", key)
     return hosts
 
 
@@ -57,7 +57,7 @@ def test_a_removed_range_leaves_every_member():
 
 def test_members_without_a_key_yet_are_pending():
     hosts = hostvars()
-    del hosts["m2"]["wireguard_public_key"]
+    del hosts["m2"]["wireguard_mesh_public_key"]
     plan = planner.plan(["m1", "m2", "gw"], hosts, ["gw"])
     assert sorted(peers_of(plan, "m1")) == ["gw"]
     assert plan["pending"] == ["m1: peer m2 (its public key is not known yet)",
@@ -93,7 +93,7 @@ def test_ext_clients_and_internet_gateway():
      "m2: wireguard_address: '10.100.0.11/32' overlaps 10.100.0.11/32 of m1: wireguard_address"),
     ({"m2": {"wireguard_endpoint": "x y"}}, ["gw"], "m2: wireguard_endpoint: 'x y' is not an endpoint"),
     ({"m2": {"wireguard_interface": "wg0\n"}}, ["gw"], "m2: wireguard_interface"),
-    ({"m2": {"wireguard_public_key": "AAAA"}}, ["gw"], "m2: wireguard_public_key"),
+    ({"m2": {"wireguard_mesh_public_key": "AAAA"}}, ["gw"], "m2: wireguard_mesh_public_key"),
     ({"m2": {"egress_gateway_ranges": ["192.168.50.0/25"]}}, ["gw", "m2"],
      "gw: egress_gateway_ranges: '192.168.50.0/24' overlaps 192.168.50.0/25 of m2: egress_gateway_ranges"),
     ({"gw": {"egress_gateway_ranges": ["10.100.0.0/16"]}}, ["gw"], "overlaps the mesh's own network 10.100.0.0/24"),
