@@ -171,6 +171,57 @@ def internet_undo_lines(internet, family):
             f"route flush table {internet.table}"]
 
 
+def internet_changes(wanted, previous, rules, routes_by_table, interface, family):
+    """(lines, undo) of ``ip -batch`` for one family that turn the live rules and routes into the wanted internet
+    route: ``previous`` (what the last run recorded) is removed when it is no longer wanted or its table, priority
+    or mark changed; only what exists is removed and only what is missing is added."""
+    wanted = wanted if wanted and family in wanted.families else None
+    previous = previous if previous and family in previous.families else None
+    by_priority = {rule.get("priority"): rule for rule in rules}
+    lines, undo = [], []
+
+    def rules_present(internet):
+        mark_rule = by_priority.get(internet.priority) or {}
+        suppress_rule = by_priority.get(internet.priority - 1) or {}
+        mark = str(mark_rule.get("fwmark", "0"))
+        return (mark_rule.get("table") == str(internet.table) and "not" in mark_rule
+                and int(mark, 16 if mark.startswith("0x") else 10) == internet.fwmark,
+                suppress_rule.get("table") == "main" and suppress_rule.get("suppress_prefixlen") == 0)
+
+    removed_tables = set()
+    if previous and (wanted is None or (previous.table, previous.priority, previous.fwmark)
+                     != (wanted.table, wanted.priority, wanted.fwmark)):
+        mark_present, suppress_present = rules_present(previous)
+        if mark_present:
+            lines.append(f"rule del priority {previous.priority}")
+            by_priority.pop(previous.priority, None)
+        if suppress_present:
+            lines.append(f"rule del priority {previous.priority - 1}")
+            by_priority.pop(previous.priority - 1, None)
+        if routes_by_table.get(previous.table):
+            lines.append(f"route flush table {previous.table}")
+            removed_tables.add(previous.table)
+        undo += internet_lines(previous, interface, family)
+    if wanted:
+        routes = [] if wanted.table in removed_tables else routes_by_table.get(wanted.table, [])
+        mark_present, suppress_present = rules_present(wanted)
+        default = DEFAULTS[family]
+        if not any(route.get("dst") == "default" and route.get("dev") == interface and not route.get("type")
+                   for route in routes):
+            lines.append(f"route replace {default} dev {interface} table {wanted.table}")
+        has_unreachable = any(route.get("type") == "unreachable" and route.get("dst") == "default" for route in routes)
+        if not wanted.fail_open and not has_unreachable:
+            lines.append(f"route replace unreachable {default} metric {UNREACHABLE_METRIC} table {wanted.table}")
+        if wanted.fail_open and has_unreachable:
+            lines.append(f"route del unreachable {default} metric {UNREACHABLE_METRIC} table {wanted.table}")
+        if not suppress_present:
+            lines.append(f"rule add table main suppress_prefixlength 0 priority {wanted.priority - 1}")
+        if not mark_present:
+            lines.append(f"rule add not fwmark {wanted.fwmark} table {wanted.table} priority {wanted.priority}")
+        undo = internet_undo_lines(wanted, family) + undo
+    return (lines, undo) if lines else ([], [])
+
+
 def family_flag(family):
     return "-4" if family == "ipv4" else "-6"
 

@@ -189,45 +189,27 @@ def read_rules(host, family):
     return host.ip_json("rule", "show", family=family)
 
 
+def read_internet_state(host, family, *internets):
+    """(rules, {table: routes}) of one family, for the tables of the given internet routes."""
+    tables = {internet.table for internet in internets if internet and family in internet.families}
+    return read_rules(host, family), {table: host.route_table(table, family) for table in sorted(tables)}
+
+
 def plan_internet(host, desired, persisted, plan):
     """The default route through the tunnel (wg-quick's fwmark policy routing), both directions."""
-    wanted = desired.internet
+    wanted, previous = desired.internet, persisted.internet
     for family in ("ipv4", "ipv6"):
-        rules = read_rules(host, family)
-        priorities = {rule.get("priority"): rule for rule in rules}
-        table = wanted.table if wanted else None
-        routes = host.route_table(table, family) if table else []
-        if wanted and family in wanted.families:
-            lines = render.internet_lines(wanted, desired.interface, family)
-            have_rules = (priorities.get(wanted.priority, {}).get("table") == str(wanted.table)
-                          and priorities.get(wanted.priority - 1, {}).get("suppress_prefixlen") == 0)
-            have_default = any(route.get("dst") == "default" and route.get("dev") == desired.interface
-                               for route in routes)
-            have_unreachable = any(route.get("type") == "unreachable" for route in routes)
-            if have_rules:
-                lines = [line for line in lines if not line.startswith("rule ")]
-            if have_default:
-                lines = [line for line in lines if " dev " not in line]
-            if have_unreachable or wanted.fail_open:
-                lines = [line for line in lines if "unreachable" not in line]
-                if wanted.fail_open and have_unreachable:
-                    lines.append(f"route del unreachable {render.DEFAULTS[family]} metric {render.UNREACHABLE_METRIC} "
-                                 f"table {wanted.table}")
-            if lines:
-                plan.transactions.append(Transaction(f"internet route {family}", "ip-batch",
-                                                     "".join(line + "\n" for line in lines),
-                                                     "".join(line + "\n" for line in
-                                                             render.internet_undo_lines(wanted, family)),
-                                                     target=(family,)))
-                plan.summary.append(f"internet route {family} through {desired.interface} "
-                                    f"({'fail-open' if wanted.fail_open else 'fail-closed'})")
-        previous = persisted.internet
-        if previous and family in previous.families and not (wanted and family in wanted.families):
+        if not any(internet and family in internet.families for internet in (wanted, previous)):
+            continue
+        rules, routes = read_internet_state(host, family, wanted, previous)
+        lines, undo = render.internet_changes(wanted, previous, rules, routes, desired.interface, family)
+        if lines:
             plan.transactions.append(Transaction(f"internet route {family}", "ip-batch",
-                                                 "".join(line + "\n" for line in
-                                                         render.internet_undo_lines(previous, family)),
-                                                 None, target=(family,)))
-            plan.summary.append(f"internet route {family} removed")
+                                                 "".join(line + "\n" for line in lines),
+                                                 "".join(line + "\n" for line in undo) or None, target=(family,)))
+            plan.summary.append(f"internet route {family} through {desired.interface} "
+                                f"({'fail-open' if wanted.fail_open else 'fail-closed'})" if wanted and
+                                family in wanted.families else f"internet route {family} removed")
     if wanted and host.sysctl_get("net.ipv4.conf.all.src_valid_mark") != "1":
         plan.transactions.append(Transaction("sysctl net.ipv4.conf.all.src_valid_mark", "sysctl", "1",
                                              host.sysctl_get("net.ipv4.conf.all.src_valid_mark") or "0",
@@ -241,12 +223,14 @@ def plan_absent(host, desired, live, persisted):
             plan.summary.append(f"interface {desired.interface} is not ours: left alone")
         return plan
     plan.implementation = KINDS.get(live.kind) if live.exists else None
-    previous_internet = persisted.internet
-    for family in previous_internet.families if previous_internet else ():
-        plan.transactions.append(Transaction(f"internet route {family}", "ip-batch",
-                                             "".join(line + "\n" for line in
-                                                     render.internet_undo_lines(previous_internet, family)),
-                                             None, target=(family,)))
+    for family in persisted.internet.families if persisted.internet else ():
+        rules, routes = read_internet_state(host, family, persisted.internet)
+        lines, undo = render.internet_changes(None, persisted.internet, rules, routes, desired.interface, family)
+        if lines:
+            plan.transactions.append(Transaction(f"internet route {family}", "ip-batch",
+                                                 "".join(line + "\n" for line in lines),
+                                                 "".join(line + "\n" for line in undo), target=(family,)))
+            plan.summary.append(f"internet route {family} removed")
     if live.exists:
         plan.transactions.append(Transaction("interface", "ip-batch", f"link del {desired.interface}\n", None))
         plan.summary.append(f"interface {desired.interface} removed")

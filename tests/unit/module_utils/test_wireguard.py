@@ -176,3 +176,48 @@ def test_internet_lines_fail_closed_and_open():
         "rule add not fwmark 51820 table 51820 priority 5000"]
     fail_open = dataclasses.replace(internet, fail_open=True)
     assert not any("unreachable" in line for line in render.internet_lines(fail_open, "wg0", "ipv4"))
+
+
+INTERNET = model.InternetRoute(("ipv4",), 51820, 51820, 5000, fail_open=False)
+OUR_RULES = [{"priority": 4999, "src": "all", "table": "main", "suppress_prefixlen": 0},
+             {"priority": 5000, "not": None, "src": "all", "fwmark": "0xca6c", "table": "51820"}]
+OUR_ROUTES = {51820: [{"dst": "default", "dev": "wg0", "scope": "link", "flags": []},
+                      {"type": "unreachable", "dst": "default", "metric": 4294967295, "flags": []}]}
+
+
+@pytest.mark.parametrize("wanted, previous, rules, routes, expected", [
+    # First run: everything is added.
+    (INTERNET, None, [], {}, ["route replace 0.0.0.0/0 dev wg0 table 51820",
+                              "route replace unreachable 0.0.0.0/0 metric 4294967295 table 51820",
+                              "rule add table main suppress_prefixlength 0 priority 4999",
+                              "rule add not fwmark 51820 table 51820 priority 5000"]),
+    # Converged: nothing.
+    (INTERNET, INTERNET, OUR_RULES, OUR_ROUTES, []),
+    # The interface was recreated: only its default route is missing.
+    (INTERNET, INTERNET, OUR_RULES, {51820: OUR_ROUTES[51820][1:]}, ["route replace 0.0.0.0/0 dev wg0 table 51820"]),
+    # Fail-open: the unreachable default goes.
+    (dataclasses.replace(INTERNET, fail_open=True), INTERNET, OUR_RULES, OUR_ROUTES,
+     ["route del unreachable 0.0.0.0/0 metric 4294967295 table 51820"]),
+    # Off: only what exists is removed.
+    (None, INTERNET, OUR_RULES[1:], OUR_ROUTES, ["rule del priority 5000", "route flush table 51820"]),
+    (None, INTERNET, [], {51820: []}, []),
+    # Another table: the old one is removed, the new one added.
+    (dataclasses.replace(INTERNET, table=100), INTERNET, OUR_RULES, {**OUR_ROUTES, 100: []},
+     ["rule del priority 5000", "rule del priority 4999", "route flush table 51820",
+      "route replace 0.0.0.0/0 dev wg0 table 100", "route replace unreachable 0.0.0.0/0 metric 4294967295 table 100",
+      "rule add table main suppress_prefixlength 0 priority 4999", "rule add not fwmark 51820 table 100 priority 5000"]),
+    # A foreign rule at our priority with another mark is not ours: ours is added beside it.
+    (INTERNET, None, [dict(OUR_RULES[1], fwmark="0x1")], {}, None),
+    # The other family is not touched.
+    (INTERNET, INTERNET, [], {}, "ipv6"),
+])
+def test_internet_changes(wanted, previous, rules, routes, expected):
+    if expected == "ipv6":
+        assert render.internet_changes(wanted, previous, rules, routes, "wg0", "ipv6") == ([], [])
+        return
+    lines, undo = render.internet_changes(wanted, previous, rules, routes, "wg0", "ipv4")
+    if expected is None:
+        assert "rule add not fwmark 51820 table 51820 priority 5000" in lines
+        return
+    assert lines == expected
+    assert bool(undo) == bool(lines)
