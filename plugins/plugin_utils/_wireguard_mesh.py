@@ -5,8 +5,9 @@
 
 Every member peers with every other. A peer's AllowedIPs on every member are: its overlay addresses, the
 egress ranges it serves (when it is an egress gateway; minus its excluded ranges), the addresses of its
-external clients (when it is an ingress node) and, only on members that send their internet traffic
-through the mesh, the default routes of the first internet gateway. The same function validates the
+external clients (when it is an ingress node) and the default routes of the first internet gateway (an egress
+gateway whose ranges hold 0.0.0.0/0 or ::/0; members with ``wireguard_internet_gateway`` also get the policy
+routing that sends their internet traffic there, fail-closed). The same function validates the
 inventory before anything changes (called without public keys) and plans with them.
 """
 
@@ -232,11 +233,15 @@ def plan(member_names, hostvars, egress_hosts=(), public_keys=None, ext_client_k
             allowed = list(other.host_cidrs) + list(other.ranges)
             for client in other.ext_clients:
                 allowed += client["addresses"]
-            if member.internet_gateway:
-                for family, candidates in gateways.items():
-                    usable = [gateway for gateway in candidates if gateway is not member]
-                    if usable and usable[0] is other and any(family_of(a) == family for a in member.addresses):
-                        allowed.append(DEFAULT_ROUTES[family])
+            # The default routes of the first internet gateway, on every member: egress_client routes every
+            # member to every range (a default route too, at its metric), and a route into the tunnel without
+            # the range in AllowedIPs would be a black hole. Which members prefer it over their own default
+            # route is the policy routing of wireguard_internet_gateway.
+            for family, candidates in gateways.items():
+                usable = [gateway for gateway in candidates if gateway is not member]
+                if usable and usable[0] is other:
+                    allowed.append(DEFAULT_ROUTES[family])
+                    if any(family_of(address) == family for address in member.addresses):
                         internet_families.append(family)
             peers.append({"name": other.name, "public_key": other.public_key, "endpoint": other.endpoint,
                           "allowed_ips": list(sort_cidrs(set(allowed))),

@@ -235,7 +235,9 @@ def test_ext_clients_reach_the_office_and_revoked_ones_cannot(lab, tmp_path):
             assert secret not in text
 
 
-INTERNET_SERVER = "203.0.113.10"
+INTERNET_SERVER, INTERNET_SERVER6 = "203.0.113.10", "2001:db8:113::10"
+UNDERLAY6 = {"m1": "2001:db8:2::11", "m2": "2001:db8:2::12", "gw": "2001:db8:2::1"}
+TO_INTERNET = f"host {INTERNET_SERVER} or host {INTERNET_SERVER6}"
 
 
 def build_internet(lab):
@@ -245,19 +247,25 @@ def build_internet(lab):
     lab.add_host("rtr", forwarding=True)
     lab.attach("sw", "br0", "rtr", "eth0")
     lab.addr("rtr", "eth0", "192.0.2.254/24")
+    lab.addr("rtr", "eth0", "2001:db8:2::254/64")
     lab.add_host("inet")
     lab.link("rtr", "eth1", "inet", "eth0")
     lab.addr("rtr", "eth1", "203.0.113.1/24")
+    lab.addr("rtr", "eth1", "2001:db8:113::1/64")
     lab.addr("inet", "eth0", f"{INTERNET_SERVER}/24")
+    lab.addr("inet", "eth0", f"{INTERNET_SERVER6}/64")
     lab.route("inet", "default", via="203.0.113.1")
+    lab.route("inet", "::/0", via="2001:db8:113::1")
     for host in ("m1", "m2", "gw"):
+        lab.addr(host, "eth0", f"{UNDERLAY6[host]}/64")
         lab.route(host, "default", via="192.0.2.254")
+        lab.route(host, "::/0", via="2001:db8:2::254")
     lab.start_whoami("inet", 8080)
     lab.start_whoami("m2", 8080)
 
 
 def internet_inventory(lab, internet_gateway=True, fail_open=False):
-    return wl.inventory(lab, members=("m1", "m2", "gw"), gw_ranges=(wl.OFFICE, "0.0.0.0/0"),
+    return wl.inventory(lab, members=("m1", "m2", "gw"), gw_ranges=(wl.OFFICE, "0.0.0.0/0", "::/0"),
                         member_vars={"m1": {"wireguard_internet_gateway": internet_gateway,
                                             "wireguard_fail_open": fail_open}})
 
@@ -267,12 +275,16 @@ def test_internet_gateway_fails_closed(lab, tmp_path):
     assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.11"     # before: straight out of the underlay
     converge(tmp_path, internet_inventory(lab))
     keys = {host: wl.public_key(lab, host) for host in ("m1", "m2", "gw")}
-    assert "0.0.0.0/0" in wl.wg_dump(lab, "m1")[keys["gw"]][0]
-    assert "0.0.0.0/0" not in wl.wg_dump(lab, "m2")[keys["gw"]][0]   # m2 did not opt in
+    assert {"0.0.0.0/0", "::/0"} <= wl.wg_dump(lab, "m1")[keys["gw"]][0]
+    # m2 did not opt in: it holds the default routes in AllowedIPs (egress_client routes every member to every
+    # range, at metric 100), but its own IPv4 default route (metric 0) wins and no policy routing is added.
+    assert "0.0.0.0/0" in wl.wg_dump(lab, "m2")[keys["gw"]][0]
+    assert "51820" not in lab.sh("m2", "ip -4 rule show").stdout
 
-    # Through the tunnel: inet sees the gateway's (masqueraded) underlay address, not m1's.
-    capture = wl.Capture(lab, "m1", "eth0", f"host {INTERNET_SERVER}")
+    # Through the tunnel, both families: inet sees the gateway's (masqueraded) underlay address, not m1's.
+    capture = wl.Capture(lab, "m1", "eth0", TO_INTERNET)
     assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.1"
+    assert lab.whoami("m1", INTERNET_SERVER6) == UNDERLAY6["gw"]
     assert capture.stop() == []
     assert lab.whoami("m2", INTERNET_SERVER) == "192.0.2.12"        # m2 is not affected
     assert lab.whoami("m1", "192.0.2.12") == "192.0.2.11"           # m1's own LAN stays direct
@@ -283,13 +295,15 @@ def test_internet_gateway_fails_closed(lab, tmp_path):
 
     # The gateway gone: m1's internet traffic is dropped, nothing leaves m1's underlay towards inet.
     lab.sh("gw", "ip link del wg0")
-    capture = wl.Capture(lab, "m1", "eth0", f"host {INTERNET_SERVER}")
+    capture = wl.Capture(lab, "m1", "eth0", TO_INTERNET)
     assert lab.whoami("m1", INTERNET_SERVER, timeout=2.0) is None
+    assert lab.whoami("m1", INTERNET_SERVER6, timeout=2.0) is None
     assert capture.stop() == []
     # Even with m1's own tunnel interface gone (fail-closed: an unreachable default below it).
     lab.sh("m1", "ip link del wg0")
-    capture = wl.Capture(lab, "m1", "eth0", f"host {INTERNET_SERVER}")
+    capture = wl.Capture(lab, "m1", "eth0", TO_INTERNET)
     assert lab.whoami("m1", INTERNET_SERVER, timeout=2.0) is None
+    assert lab.whoami("m1", INTERNET_SERVER6, timeout=2.0) is None
     assert capture.stop() == []
 
     # Fail-open: with the tunnel interface gone, internet traffic takes the underlay.
@@ -302,5 +316,5 @@ def test_internet_gateway_fails_closed(lab, tmp_path):
     converge(tmp_path, internet_inventory(lab, internet_gateway=False), playbooks=(wl.MESH_PLAYBOOK,))
     assert lab.whoami("m1", INTERNET_SERVER) == "192.0.2.11"
     assert "51820" not in lab.sh("m1", "ip -4 rule show").stdout
+    assert "51820" not in lab.sh("m1", "ip -6 rule show").stdout
     assert lab.sh("m1", "ip -4 route show table 51820", check=False).stdout.strip() == ""
-    assert "0.0.0.0/0" not in wl.wg_dump(lab, "m1")[keys["gw"]][0]

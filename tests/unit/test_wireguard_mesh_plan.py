@@ -72,7 +72,8 @@ def test_ext_clients_and_internet_gateway():
     plan = planner.plan(["m1", "m2", "gw"], hosts, ["gw"], ext_client_keys={"phone": CLIENT_KEY})
     assert peers_of(plan, "m1")["gw"]["allowed_ips"] == [
         "0.0.0.0/0", "10.100.0.1/32", "10.100.0.201/32", "192.168.50.0/24", "fd00:100::1/128"]
-    assert "0.0.0.0/0" not in peers_of(plan, "m2")["gw"]["allowed_ips"]
+    # On every member (egress_client routes them all to every range), but only m1 prefers it to its own default.
+    assert "0.0.0.0/0" in peers_of(plan, "m2")["gw"]["allowed_ips"]
     assert plan["hosts"]["m1"]["internet_route"] == {"table": 51820, "fwmark": 51820, "priority": 5000,
                                                      "fail_open": False}
     assert plan["hosts"]["m2"]["internet_route"] is None
