@@ -107,3 +107,29 @@ def test_bad_input_names_the_field_and_changes_nothing(lab, member, args, field)
     rc, result, text = wl.module(member, "m1", dict(BASE, **args))
     assert rc != 0 and field in result.get("msg", ""), result
     assert wl.host_state(lab, "m1") == before
+
+
+def test_a_failing_apply_rolls_back_to_nothing(lab, member):
+    """The listen port is taken by another program: wg set fails after the key and the interface were made;
+    the engine removes both again and no config is written."""
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen(["ip", "netns", "exec", lab.ns("m1"), sys.executable, "-c",
+                               "import socket,time\n"
+                               "s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+                               "s.bind(('::',51820))\n"
+                               "time.sleep(60)\n"])
+    try:
+        time.sleep(0.5)
+        before = wl.host_state(lab, "m1")
+        rc, result, _text = wl.module(member, "m1", dict(BASE, peers=[]))
+        assert rc != 0 and "applying wireguard peers failed" in result["msg"], result
+        assert "the host is as it was" in result["msg"], result
+        time.sleep(0.5)  # wireguard-go exits once its interface is gone
+        assert wl.host_state(lab, "m1") == before
+        assert lab.host_exec("m1", ["ls", "/run/wireguard"]).stdout.split() == []
+    finally:
+        holder.kill()
+        holder.wait(timeout=5)
