@@ -88,8 +88,8 @@ class Host:
             self.remove_file(target[0])
         elif tool == "wg-set":
             self.wg_set(target[0], json.loads(payload))
-        elif tool == "wireguard-go":
-            self.start_wireguard_go(target[0])
+        elif tool == "wireguard-link":
+            self.add_wireguard_link(target[0], payload, fallback=target[1] if len(target) > 1 else "")
         else:
             raise HostError(f"unknown tool {tool!r}")
 
@@ -307,6 +307,17 @@ class Host:
                     if any(name.startswith("wireguard.ko") for name in files):
                         return True
         return False
+
+    def add_wireguard_link(self, interface, implementation, fallback=""):
+        """Create a WireGuard interface: ``kernel`` (``ip link add IF type wireguard``) or ``wireguard-go``; when
+        the kernel refuses and ``fallback`` is ``wireguard-go``, userspace it is."""
+        if implementation == "kernel":
+            rc, out, err = self.run(["ip", "link", "add", interface, "type", "wireguard"], check=False)
+            if rc == 0:
+                return
+            if fallback != "wireguard-go":
+                raise HostError(f"ip link add {interface} type wireguard failed (rc={rc}): {(err or out).strip()}")
+        self.start_wireguard_go(interface)
 
     def start_wireguard_go(self, interface, timeout=5.0):
         """Start userspace WireGuard for ``interface`` (it daemonizes) and wait for its control socket."""

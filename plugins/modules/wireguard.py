@@ -204,7 +204,7 @@ def main():
         with HostLock():
             desired, plan = run.plan_run(host, module.params)
             if plan.changed and not module.check_mode:
-                run.apply(host, plan)
+                run.apply(host, desired, plan)
     except (InputError, HostError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**run.result(desired, plan, diff=module._diff))

@@ -115,7 +115,7 @@ def plan_present(host, desired, live, persisted):
     key_text = host.read_file(desired.private_key_file)
     key_generated = persisted.key_generated
     if key_text is None:
-        key_text, key_generated = (None, True)
+        key_generated = True
         if not host.module.check_mode:
             key_text = host.wg_genkey()
             plan.transactions.append(Transaction("private key", "write", key_text, "remove",
@@ -133,17 +133,15 @@ def plan_present(host, desired, live, persisted):
     plan.public_key = host.wg_pubkey(key_text) if key_text else None
 
     if not live.exists:
-        if plan.implementation == "kernel":
-            plan.transactions.append(Transaction("interface", "ip-batch", f"link add {interface} type wireguard\n",
-                                                 f"link del {interface}\n"))
-        else:
-            plan.transactions.append(Transaction("interface", "wireguard-go", "", f"link del {interface}\n",
-                                                 target=(interface,), undo_tool="ip-batch"))
+        # auto: the kernel's WireGuard when the probe says it has one, and wireguard-go should `ip link add`
+        # still fail (a module that cannot be loaded in a container); the result reports what was made.
+        fallback = "wireguard-go" if desired.implementation == "auto" and host.has("wireguard-go") else ""
+        plan.transactions.append(Transaction("interface", "wireguard-link", plan.implementation,
+                                             f"link del {interface}\n", target=(interface, fallback),
+                                             undo_tool="ip-batch"))
         plan.summary.append(f"interface {interface} created ({plan.implementation})")
 
-    set_key = key_text is not None and (not live.exists or live.public_key != plan.public_key)
-    if key_text is None and not live.exists:
-        set_key = True
+    set_key = not live.exists or key_text is None or live.public_key != plan.public_key
     args, undo, summary = render.wg_set_args(desired, live, persisted, set_key)
     if args:
         plan.transactions.append(Transaction("wireguard peers", "wg-set", json.dumps(args),
@@ -258,8 +256,10 @@ def plan_run(host, params):
     return desired, plan_present(host, desired, live, persisted)
 
 
-def apply(host, plan):
+def apply(host, desired, plan):
     _transaction.apply(host, plan.transactions)
+    kind, _up = read.parse_link(host.link_detail(desired.interface))
+    plan.implementation = KINDS.get(kind, plan.implementation)
 
 
 def result(desired, plan, diff=False):
