@@ -13,6 +13,10 @@
 The kernel here has no WireGuard, so a plain L2 segment stands in for the Netmaker overlay: the gateway
 sees the members arrive on its network interface nm0 exactly as it would on a WireGuard interface.
 
+Unless --skip-wireguard is given, a WireGuard mesh is built beside it (lab/wireguard_lab.py, namespaces
+PREFIXw-*, wireguard-go): playbooks/wireguard_mesh.yml, then playbooks/egress_gateway.yml on wg0, and each
+member's connection to the office server goes through the tunnel (a capture shows only UDP on the underlay).
+
 Unless --skip-nat is given, the egress NAT cluster of lab/cluster_lab.py is built beside it (namespaces
 PREFIXc-*), converged with playbooks/egress_nat.yml, and each pod's source address is shown as well.
 
@@ -38,6 +42,7 @@ sys.path.insert(0, HERE)
 
 import cluster_lab  # noqa: E402
 import netlab  # noqa: E402
+import wireguard_lab  # noqa: E402
 
 DEFAULT_PREFIX = "nklab"
 PLAYBOOK = os.path.join(netlab.REPO_ROOT, "playbooks", "egress_gateway.yml")
@@ -175,6 +180,60 @@ def up_nat(cluster, inventory_path):
     return converged
 
 
+WIREGUARD_MEMBERS = ("m1", "m2", "gw")
+
+
+def wireguard_inventory_path(inventory_path):
+    base, extension = os.path.splitext(inventory_path)
+    return f"{base}-wireguard{extension}"
+
+
+def up_wireguard(mesh, inventory_path):
+    """The WireGuard mesh: build it, run playbooks/wireguard_mesh.yml, then playbooks/egress_gateway.yml on wg0."""
+    started = time.monotonic()
+    mesh.destroy()
+    wireguard_lab.build(mesh, members=WIREGUARD_MEMBERS, server=False)
+    spec = wireguard_lab.inventory(mesh, members=WIREGUARD_MEMBERS, gw_ranges=(wireguard_lab.OFFICE,))
+    os.makedirs(os.path.dirname(os.path.abspath(inventory_path)), exist_ok=True)
+    with open(inventory_path, "w") as handle:
+        yaml.safe_dump(spec, handle, sort_keys=False)
+    print(f"== WireGuard mesh lab {mesh.prefix}: namespaces {', '.join(mesh.ns(h) for h in mesh.hosts)}")
+    for playbook in (wireguard_lab.MESH_PLAYBOOK, wireguard_lab.EGRESS_PLAYBOOK):
+        rc, text, recap = wireguard_lab.playbook(playbook, inventory_path)
+        print(f"== {os.path.relpath(playbook, netlab.REPO_ROOT)}: "
+              + ", ".join(f"{host} changed={counts.get('changed', 0)}" for host, counts in recap.items()))
+        if rc != 0:
+            print(text)
+            print("== playbook FAILED")
+            return False
+    print(f"== converged in {time.monotonic() - started:.1f} s")
+    return True
+
+
+def demo_wireguard(mesh):
+    """From each member through the tunnel to the office server, with a capture on m1's underlay."""
+    server = mesh.start_whoami("srv", WHOAMI_PORT, lifetime=120)
+    try:
+        capture = wireguard_lab.Capture(mesh, "m1", "eth0", "not arp and not icmp6", count=100, seconds=15)
+        rows = [("wg member", "overlay address", "server saw", "through the tunnel")]
+        through = True
+        for member in ("m1", "m2"):
+            seen = mesh.whoami(member, wireguard_lab.SERVER, WHOAMI_PORT, timeout=3.0)
+            through = through and seen == "192.168.50.1"
+            rows.append((member, address(wireguard_lab.OVERLAY[member][0]), seen or "(no connection)",
+                         "yes" if seen == "192.168.50.1" else "no"))
+        packets = capture.stop()
+    finally:
+        server.kill()
+        server.wait(timeout=5)
+    print(f"== WireGuard mesh: from each member to the office server {wireguard_lab.SERVER} port {WHOAMI_PORT}")
+    print_table(rows)
+    encrypted = bool(packets) and all(" UDP" in line and f".{wireguard_lab.WG_PORT}" in line for line in packets)
+    print(f"== m1's underlay carried {len(packets)} packets, "
+          + ("all of them WireGuard UDP (port 51820)" if encrypted else "NOT all of them WireGuard UDP"))
+    return through and encrypted
+
+
 def print_table(rows):
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -248,6 +307,7 @@ def main(argv=None):
                         help="name prefix of the lab's namespaces (1-7 letters or digits; default %(default)s)")
     parser.add_argument("--inventory", help="where to write the inventory (default lab/state/inventory.yml)")
     parser.add_argument("--skip-nat", action="store_true", help="leave out the egress NAT cluster")
+    parser.add_argument("--skip-wireguard", action="store_true", help="leave out the WireGuard mesh")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root: network namespaces need CAP_SYS_ADMIN")
@@ -255,16 +315,21 @@ def main(argv=None):
         parser.error("--prefix: 1-7 letters or digits (the egress NAT cluster adds 'c'; interface names are short)")
     lab = netlab.Lab(args.prefix)
     cluster = netlab.Lab(args.prefix + "c")
+    mesh = netlab.Lab(args.prefix + "w")
+    with_wireguard = not args.skip_wireguard and wireguard_lab.available()
     inventory_path = args.inventory or default_inventory_path(args.prefix)
     if args.command == "down":
         lab.destroy()
         cluster.destroy()
+        mesh.destroy()
         print(f"== lab {args.prefix} removed")
         return 0
     if args.command in ("up", "up-and-demo"):
         if not up(lab, inventory_path):
             return 1
         if not args.skip_nat and not up_nat(cluster, nat_inventory_path(inventory_path)):
+            return 1
+        if with_wireguard and not up_wireguard(mesh, wireguard_inventory_path(inventory_path)):
             return 1
     if args.command in ("demo", "up-and-demo"):
         if not demo(lab):
@@ -273,6 +338,9 @@ def main(argv=None):
         print("== the office server saw only the gateway's address")
         if not args.skip_nat and not demo_nat(cluster):
             print("== some pods did not reach the external server")
+            return 1
+        if with_wireguard and not demo_wireguard(mesh):
+            print("== some WireGuard members did not reach the office server through the tunnel")
             return 1
         print("== remove the lab with: ./run lab-down" + ("" if args.prefix == DEFAULT_PREFIX else f" --prefix {args.prefix}"))
     return 0

@@ -86,6 +86,10 @@ class Host:
             self.write_file(path, payload, mode)
         elif tool == "remove":
             self.remove_file(target[0])
+        elif tool == "wg-set":
+            self.wg_set(target[0], json.loads(payload))
+        elif tool == "wireguard-link":
+            self.add_wireguard_link(target[0], payload, fallback=target[1] if len(target) > 1 else "")
         else:
             raise HostError(f"unknown tool {tool!r}")
 
@@ -256,6 +260,77 @@ class Host:
     def link_names(self):
         return [link["ifname"] for link in self.ip_json("link", "show")]
 
+    def route_table(self, table, family):
+        """``ip -j route show table TABLE`` of one family; a table that does not exist (yet) is empty."""
+        try:
+            return self.ip_json("route", "show", "table", str(table), family=family)
+        except HostError as exc:
+            if "does not exist" in str(exc):
+                return []
+            raise
+
+    def link_detail(self, interface):
+        """``ip -j -d link show dev IF`` (a list with one link), or None when there is no such link."""
+        rc, out, _err = self.run(["ip", "-j", "-d", "link", "show", "dev", interface], check=False)
+        if rc != 0:
+            return None
+        return json.loads(out) if out.strip() else None
+
+    # ---- WireGuard ------------------------------------------------------------------------
+    def wg_dump(self, interface):
+        """``wg show IF dump`` text (its first line holds the private key: parse it with _wireguard.read,
+        which drops it), or None when the interface is not a WireGuard device."""
+        rc, out, _err = self.run(["wg", "show", interface, "dump"], check=False)
+        return out if rc == 0 else None
+
+    def wg_genkey(self):
+        return self.run(["wg", "genkey"])[1].strip()
+
+    def wg_pubkey(self, private_key):
+        return self.run(["wg", "pubkey"], data=private_key.strip() + "\n")[1].strip()
+
+    def wg_set(self, interface, args):
+        if args:
+            self.run(["wg", "set", interface] + list(args))
+
+    @staticmethod
+    def kernel_has_wireguard():
+        """Whether ``ip link add type wireguard`` can work: the module is loaded (or built in), or modinfo
+        finds it (``ip link add`` loads it on demand)."""
+        if os.path.isdir("/sys/module/wireguard"):
+            return True
+        for directory in ("/lib/modules", "/usr/lib/modules"):
+            release = os.uname().release
+            path = os.path.join(directory, release)
+            if os.path.isdir(path):
+                for _root, _dirs, files in os.walk(path):
+                    if any(name.startswith("wireguard.ko") for name in files):
+                        return True
+        return False
+
+    def add_wireguard_link(self, interface, implementation, fallback=""):
+        """Create a WireGuard interface: ``kernel`` (``ip link add IF type wireguard``) or ``wireguard-go``; when
+        the kernel refuses and ``fallback`` is ``wireguard-go``, userspace it is."""
+        if implementation == "kernel":
+            rc, out, err = self.run(["ip", "link", "add", interface, "type", "wireguard"], check=False)
+            if rc == 0:
+                return
+            if fallback != "wireguard-go":
+                raise HostError(f"ip link add {interface} type wireguard failed (rc={rc}): {(err or out).strip()}")
+        self.start_wireguard_go(interface)
+
+    def start_wireguard_go(self, interface, timeout=5.0):
+        """Start userspace WireGuard for ``interface`` (it daemonizes) and wait for its control socket."""
+        import time
+
+        self.run(["wireguard-go", interface])
+        socket_path = f"/var/run/wireguard/{interface}.sock"
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(socket_path):
+            if time.monotonic() > deadline:
+                raise HostError(f"wireguard-go {interface}: no control socket {socket_path} after {timeout} s")
+            time.sleep(0.02)
+
     # ---- sysctl ---------------------------------------------------------------------------
     @staticmethod
     def _sysctl_path(name):
@@ -295,7 +370,16 @@ class Host:
             os.chmod(tmp_path, mode)
         except OSError as exc:
             raise HostError(f"writing {path} failed: {exc}") from exc
-        self.module.atomic_move(tmp_path, path)
+        # atomic_move gives a new file the umask's default mode (0644): a secret (a private key) must never
+        # be readable by others, not even for a moment, so the umask is tightened around the move.
+        previous_umask = os.umask(0o077)
+        if mode & 0o077:
+            os.umask(previous_umask)
+        try:
+            self.module.atomic_move(tmp_path, path)
+        finally:
+            os.umask(previous_umask)
+        os.chmod(path, mode)
 
     @staticmethod
     def remove_file(path):

@@ -30,8 +30,9 @@ class Transaction:
 
     label: what it changes, for messages (``nftables``, ``iptables-nft ipv4``, ``routes ipv6``)
     tool: how it is applied (``nft``, ``iptables-restore``, ``ipset``, ``ip-batch``, ``sysctl``, ``write``,
-          ``remove``; see ``Host.apply``); target: the tool's arguments ((family, variant) of
-          iptables-restore, (family,) of ip-batch, (name,) of sysctl, (path, mode) of write/remove)
+          ``remove``, ``wg-set``, ``wireguard-link``; see ``Host.apply``); target: the tool's arguments
+          ((family, variant) of iptables-restore, (family,) of ip-batch, (name,) of sysctl, (path, mode) of
+          write/remove, (interface,) of wg-set, (interface, fallback) of wireguard-link)
     payload: the tool's input
     undo: the input (same tool and target) that puts back what this one changed: a text, or a function
           of the host called at roll-back time (when the undo depends on what a half-applied run left)
@@ -112,4 +113,13 @@ def describe_tool(tool, payload, target):
         return f"write {target[0]}"
     if tool == "remove":
         return f"remove {target[0]}"
+    if tool == "wg-set":
+        import json
+        import shlex
+
+        return f"wg set {target[0]} {shlex.join(json.loads(payload))}"
+    if tool == "wireguard-link":
+        if payload == "kernel":
+            return f"ip link add {target[0]} type wireguard" + (" (else wireguard-go)" if target[1:] and target[1] else "")
+        return f"wireguard-go {target[0]}"
     raise ValueError(f"unknown tool {tool!r}")
