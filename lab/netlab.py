@@ -19,6 +19,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 WHOAMI_SERVER = os.path.join(HERE, "whoami_server.py")
 ETC_MOUNT_TARGET = "/etc/netkit-egress"
+# Where the netkit.egress.netns connection keeps each namespace host's own directories (see its docs).
+NETNS_ETC_DIR = "/etc/netns"
+PRIVATE_RUN_ROOT = "/run/netkit-egress-netns"
 
 
 class LabError(RuntimeError):
@@ -88,9 +91,10 @@ class Lab:
                 for pid in pids:
                     run(["kill", "-9", pid], check=False)
                 run(["ip", "netns", "del", name], check=False)
-        for name in os.listdir("/etc/netns") if os.path.isdir("/etc/netns") else []:
-            if name.startswith(self.prefix + "-"):
-                shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+        for root in (NETNS_ETC_DIR, PRIVATE_RUN_ROOT):
+            for name in os.listdir(root) if os.path.isdir(root) else []:
+                if name.startswith(self.prefix + "-"):
+                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         self.hosts = []
 
     def destroy_host(self, host):
@@ -99,7 +103,8 @@ class Lab:
         for pid in run(["ip", "netns", "pids", name], check=False).stdout.split():
             run(["kill", "-9", pid], check=False)
         run(["ip", "netns", "del", name], check=False)
-        shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+        for root in (NETNS_ETC_DIR, PRIVATE_RUN_ROOT):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         if host in self.hosts:
             self.hosts.remove(host)
 
@@ -113,6 +118,15 @@ class Lab:
     def exec(self, host, argv, data=None, check=True, timeout=60):
         return run(["ip", "netns", "exec", self.ns(host)] + list(argv), data=data, check=check,
                    timeout=timeout)
+
+    def host_exec(self, host, argv, data=None, check=True, timeout=60):
+        """Like ``exec``, but with the host's private directories mounted as the netkit.egress.netns
+        connection mounts them (its /run/wireguard, /run/netkit-egress, ...): what a task on that host sees."""
+        from ansible_collections.netkit.egress.plugins.connection.netns import DEFAULT_PRIVATE_DIRS, private_mounts
+
+        script = private_mounts(self.ns(host), DEFAULT_PRIVATE_DIRS) + ' && exec "$@"'
+        return run(["ip", "netns", "exec", self.ns(host), "/bin/sh", "-c", script, "netkit-netns"] + list(argv),
+                   data=data, check=check, timeout=timeout)
 
     def sh(self, host, command, check=True, timeout=60):
         return self.exec(host, ["/bin/sh", "-c", command], check=check, timeout=timeout)

@@ -12,8 +12,18 @@ description:
     by prefixing each command with C(ip netns exec NAME).
   - The namespace is taken from C(ansible_host) and defaults to the inventory hostname, so an
     inventory of namespace hosts looks like an inventory of SSH hosts.
-  - Namespaces share the controller's filesystem. Files are copied with plain filesystem
-    operations, and tasks that write host files (persistence) must be given per-host paths.
+  - Namespaces share the controller's filesystem, so two namespace hosts would share every state, configuration,
+    pid and socket directory. The connection gives each host its own copy of the directories in
+    O(private_dirs), as separate machines have. Every command runs with a per-host directory bind-mounted over
+    each of them (inside the private mount namespace that C(ip netns exec) creates, so nothing outside the
+    command sees the mounts). A path under C(/etc) is kept in C(/etc/netns/NAME/), where a plain
+    C(ip netns exec NAME ...) finds it too; any other path in C(/run/netkit-egress-netns/NAME/), which a reboot
+    empties as it empties C(/run).
+  - Daemons started by a task (keepalived, conntrackd, wireguard-go) keep the mounts of the command that started
+    them, so their pid files, sockets and configuration stay per host.
+  - Files are copied with plain filesystem operations into the remote temporary directory, which is shared;
+    C(ansible.builtin.fetch) of a file in a private directory reads the controller's own path (use
+    C(ansible.builtin.slurp) instead).
   - Meant for labs, tests and CI that model several hosts on one machine; the same playbooks run
     unchanged over SSH against real hosts.
 author:
@@ -51,10 +61,23 @@ options:
     default: ip
     vars:
       - name: ansible_netns_ip_executable
+  private_dirs:
+    description:
+      - Absolute directories that each namespace host gets its own copy of (see the description).
+      - The defaults are where netkit.egress and the daemons it runs keep state, configuration, pid files and
+        sockets (wireguard-go's control socket is always C(/run/wireguard/IF.sock)).
+      - Set to an empty list to share the controller's directories.
+    type: list
+    elements: str
+    default: [/etc/netkit-egress, /etc/wireguard, /etc/keepalived, /etc/conntrackd, /run/netkit-egress, /run/wireguard]
+    vars:
+      - name: ansible_netns_private_dirs
 notes:
   - Requires root on the controller (entering a namespace needs CAP_SYS_ADMIN).
   - The namespace must exist (C(ip netns add NAME)); a missing namespace makes the host
     unreachable, as a powered-off machine would be over SSH.
+  - Deleting a namespace does not delete its private directories; remove C(/etc/netns/NAME) and
+    C(/run/netkit-egress-netns/NAME) with it.
 """
 
 EXAMPLES = r"""
@@ -75,7 +98,44 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.connection.local import Connection as LocalConnection
 
 NETNS_RUN_DIR = "/run/netns"
+NETNS_ETC_DIR = "/etc/netns"
+PRIVATE_RUN_ROOT = "/run/netkit-egress-netns"
+DEFAULT_PRIVATE_DIRS = ("/etc/netkit-egress", "/etc/wireguard", "/etc/keepalived", "/etc/conntrackd",
+                        "/run/netkit-egress", "/run/wireguard")
 _NAME_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def private_source(namespace, path):
+    """Where namespace host ``namespace`` keeps its own copy of directory ``path``."""
+    relative = os.path.normpath(path).lstrip("/")
+    if relative.startswith("etc/") and "/" not in relative[4:]:
+        return os.path.join(NETNS_ETC_DIR, namespace, relative[4:])
+    return os.path.join(PRIVATE_RUN_ROOT, namespace, relative)
+
+
+def private_mounts(namespace, private_dirs):
+    """Shell commands that bind each host's own directories over ``private_dirs`` ('' when there are none)."""
+    pairs = []
+    for path in private_dirs or []:
+        if not os.path.isabs(path) or ".." in path.split("/") or os.path.normpath(path) == "/":
+            raise AnsibleConnectionFailure(f"netns: private_dirs: {path!r} is not an absolute directory")
+        pairs.append((private_source(namespace, path), os.path.normpath(path)))
+    if not pairs:
+        return ""
+    made = " ".join(shlex.quote(path) for pair in pairs for path in pair)
+    binds = " && ".join(f"mount --bind {shlex.quote(source)} {shlex.quote(target)}" for source, target in pairs)
+    return f"mkdir -p {made} && {binds}"
+
+
+def wrap(ip_executable, namespace, private_dirs, cmd):
+    """The command line that runs shell command ``cmd`` on namespace host ``namespace``."""
+    prefix = f"{shlex.quote(ip_executable)} netns exec {shlex.quote(namespace)} /bin/sh -c"
+    mounts = private_mounts(namespace, private_dirs)
+    if not mounts:
+        return f"{prefix} {shlex.quote(cmd)}"
+    # The user's command is passed as $1 so that it is quoted exactly once.
+    script = mounts + ' && exec /bin/sh -c "$1"'
+    return f"{prefix} {shlex.quote(script)} netkit-netns {shlex.quote(cmd)}"
 
 
 class Connection(LocalConnection):
@@ -97,9 +157,6 @@ class Connection(LocalConnection):
         return super()._connect()
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
-        wrapped = "{ip} netns exec {ns} /bin/sh -c {cmd}".format(
-            ip=shlex.quote(self.get_option("ip_executable")),
-            ns=shlex.quote(self._namespace()),
-            cmd=shlex.quote(cmd if isinstance(cmd, str) else cmd.decode("utf-8", "surrogateescape")),
-        )
+        text = cmd if isinstance(cmd, str) else cmd.decode("utf-8", "surrogateescape")
+        wrapped = wrap(self.get_option("ip_executable"), self._namespace(), self.get_option("private_dirs"), text)
         return super().exec_command(wrapped, in_data=in_data, sudoable=sudoable)

@@ -1,5 +1,6 @@
 """The netns connection wraps every command in `ip netns exec NAME /bin/sh -c CMD`."""
 
+import os
 import shlex
 import subprocess
 from unittest import mock
@@ -10,11 +11,14 @@ from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import connection_loader
 
 
-def make_connection(namespace=None, remote_addr="gw1"):
+def make_connection(namespace=None, remote_addr="gw1", private_dirs=None):
     play_context = PlayContext()
     play_context.remote_addr = remote_addr
     connection = connection_loader.get("netkit.egress.netns", play_context, None)
-    connection.set_options(var_options={"ansible_netns_name": namespace} if namespace else {})
+    var_options = {"ansible_netns_name": namespace} if namespace else {}
+    if private_dirs is not None:
+        var_options["ansible_netns_private_dirs"] = private_dirs
+    connection.set_options(var_options=var_options)
     return connection
 
 
@@ -32,8 +36,25 @@ def captured_command(connection, cmd):
 
 @pytest.mark.parametrize("cmd", ["echo hi", "python3 -c 'print(1)'", "a && b; c | d"])
 def test_command_runs_inside_the_namespace_of_ansible_host(cmd):
-    wrapped = captured_command(make_connection(remote_addr="lab-gw"), cmd)
+    wrapped = captured_command(make_connection(remote_addr="lab-gw", private_dirs=[]), cmd)
     assert shlex.split(wrapped) == ["ip", "netns", "exec", "lab-gw", "/bin/sh", "-c", cmd]
+
+
+@pytest.mark.parametrize("cmd", ["echo hi", "python3 -c 'print(1)'", "a && b; c | d", "echo \"$1\" '$0'"])
+def test_private_directories_are_mounted_before_the_command(cmd):
+    words = shlex.split(captured_command(make_connection(remote_addr="lab-gw"), cmd))
+    assert words[:6] == ["ip", "netns", "exec", "lab-gw", "/bin/sh", "-c"]
+    assert words[-2:] == ["netkit-netns", cmd]
+    prelude = words[6]
+    assert "mount --bind /etc/netns/lab-gw/netkit-egress /etc/netkit-egress" in prelude
+    assert "mount --bind /run/netkit-egress-netns/lab-gw/run/wireguard /run/wireguard" in prelude
+    assert prelude.endswith('exec /bin/sh -c "$1"')
+
+
+@pytest.mark.parametrize("path", ["relative/dir", "/etc/../root", "/"])
+def test_private_dirs_must_be_absolute_directories(path):
+    with pytest.raises(AnsibleConnectionFailure, match="private_dirs"):
+        captured_command(make_connection(private_dirs=[path]), "true")
 
 
 def test_explicit_namespace_option_wins_over_ansible_host():
@@ -62,3 +83,25 @@ def test_runs_for_real_in_a_namespace(lab):
     # A fresh namespace has only its loopback interface, the root namespace has more.
     assert out.strip() == b"1"
     assert subprocess.run(["ip", "-o", "link", "show"], capture_output=True, check=True).stdout.count(b"\n") >= 1
+
+
+def test_each_namespace_host_has_its_own_private_directories(lab):
+    """Two namespace hosts write the same paths; each reads back its own file, as separate machines would."""
+    lab.add_host("p1")
+    lab.add_host("p2")
+    for host in ("p1", "p2"):
+        connection = make_connection(remote_addr=lab.ns(host))
+        connection._connect()
+        rc, _out, err = connection.exec_command(
+            f"echo {host} > /etc/netkit-egress/who && echo {host} > /run/wireguard/who")
+        assert rc == 0, err
+    for host in ("p1", "p2"):
+        connection = make_connection(remote_addr=lab.ns(host))
+        rc, out, _err = connection.exec_command("cat /etc/netkit-egress/who /run/wireguard/who")
+        assert out.split() == [host.encode(), host.encode()]
+        # A plain `ip netns exec` finds the /etc copy too (iproute2 binds /etc/netns/NAME/*).
+        plain = subprocess.run(["ip", "netns", "exec", lab.ns(host), "cat", "/etc/netkit-egress/who"],
+                               capture_output=True, check=True).stdout
+        assert plain.strip() == host.encode()
+    # Nothing was written to the controller's own directories.
+    assert not os.path.exists("/run/wireguard/who")
