@@ -292,6 +292,8 @@ class Host:
             handle.write(content)
         os.chmod(tmp_path, mode)
         self.module.atomic_move(tmp_path, path)
+        # atomic_move gives a new file the umask's mode, not the temporary file's.
+        os.chmod(path, mode)
 
     @staticmethod
     def remove_file(path):
