@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """VRRP filters: each gateway node's keepalived instances and peers from the egress NAT plan.
 
-Documented in the sidecar file ``vrrp_gateway_params.yml``; the logic lives in
-``plugin_utils/_vrrp_plan.py``.
+Documented in the sidecar files ``vrrp_gateway_params.yml`` and ``egress_nat_status_view.yml``; the logic
+lives in ``plugin_utils/_vrrp_plan.py`` and ``plugin_utils/_status_view.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_inventory as inventory
-from ansible_collections.netkit.egress.plugins.plugin_utils import _vrrp_plan
+from ansible_collections.netkit.egress.plugins.plugin_utils import _status_view, _vrrp_plan
 
 
 def _ipv4_of(cidrs):
@@ -57,8 +57,22 @@ def vrrp_gateway_params(plan, hostvars, gateway_hosts, host):
             "unknown_peers": unknown}
 
 
+def egress_nat_status_view(plan, hostvars, gateway_hosts, failover="none"):
+    """Status tables and the GKE-shaped report from what the hosts reported in this run (registered
+    ``egress_nat_held``, ``egress_nat_applied`` and, in VRRP mode, ``egress_nat_vrrp``)."""
+    held, applied, vrrp = {}, {}, {}
+    for name in gateway_hosts:
+        host_vars = hostvars[name] if name in hostvars else {}
+        for entry in (host_vars.get("egress_nat_held") or {}).get("addresses") or []:
+            held[entry["address"]] = name
+        for policy in (host_vars.get("egress_nat_applied") or {}).get("gathered") or []:
+            applied.setdefault(policy["name"], []).append(name)
+        vrrp[name] = (host_vars.get("egress_nat_vrrp") or {}).get("instances") or []
+    return _status_view.status_view(plan, held, vrrp, applied, failover)
+
+
 class FilterModule:
     """netkit.egress VRRP filters."""
 
     def filters(self):
-        return {"vrrp_gateway_params": vrrp_gateway_params}
+        return {"vrrp_gateway_params": vrrp_gateway_params, "egress_nat_status_view": egress_nat_status_view}

@@ -172,6 +172,9 @@ instances:
     since:
       description: Unix time of the last transition, or null.
       type: float
+    held:
+      description: Whether the host has the address configured now.
+      type: bool
   sample: [{"name": "nk_192_168_1_100", "address": "192.168.1.100", "vrid": 1, "priority": 200,
             "state": "MASTER", "since": 1796162052.56}]
 files:

@@ -89,16 +89,19 @@ def file_transactions(host, desired, owned_paths):
 
 
 def read_states(host, paths, gateway_instances):
-    """Instance -> {state, since} recorded by the fence (the last transition per floating IP)."""
+    """Each instance with the state and time of its last transition (recorded by the fence) and whether the
+    host has the address configured right now."""
     text = host.read_file(paths.state_file)
     try:
         recorded = json.loads(text).get("instances", {}) if text else {}
     except ValueError:
         recorded = {}
+    configured = {info.get("local") for link in host.ip_json("address", "show") for info in link.get("addr_info", [])}
     report = []
     for item in gateway_instances:
         entry = recorded.get(item["name"], {})
-        report.append(dict(item, state=entry.get("state", "UNKNOWN"), since=entry.get("since")))
+        report.append(dict(item, state=entry.get("state", "UNKNOWN"), since=entry.get("since"),
+                           held=item["address"] in configured))
     return report
 
 
@@ -125,7 +128,7 @@ def converge(module, host):
                              "conntrackd": "running" if host.process_running(paths.conntrackd_pid, "conntrackd")
                              else "stopped"}
         result["instances"] = read_states(host, paths, _configured_instances(host, paths)) if running else [
-            dict(item, state="STOPPED", since=None) for item in _configured_instances(host, paths)]
+            dict(item, state="STOPPED", since=None, held=False) for item in _configured_instances(host, paths)]
         return result
 
     if state == "present":
