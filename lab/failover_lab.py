@@ -280,9 +280,22 @@ def inject(lab, fault, holder):
     elif fault == "uplink-down":
         lab.sh(holder, "ip link set eth0 down")
     elif fault == "namespace-deleted":
+        # The machine dies at once: its wire is cut before anything in it could react (killing keepalived
+        # first would let its VRRP child, signalled by the dying parent, hand over cleanly).
+        cut_wire(lab, holder)
         lab.destroy_host(holder)
     else:
         raise ValueError(fault)
+
+
+def cut_wire(lab, host, ifname="eth0"):
+    """Delete the switch port of ``host``'s ``ifname`` (the other end of its veth)."""
+    link = json.loads(lab.sh(host, f"ip -j link show {ifname}").stdout)[0]
+    for port in json.loads(lab.sh("sw", "ip -j link show").stdout):
+        if port.get("ifindex") == link.get("link_index"):
+            lab.sh("sw", f"ip link del {port['ifname']}")
+            return port["ifname"]
+    raise RuntimeError(f"no switch port found for {host} {ifname}")
 
 
 def restore(lab, fault, holder):
