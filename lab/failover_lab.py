@@ -223,10 +223,12 @@ def probe_gap(arrivals, fault_at=None):
     return round(gap, 3)
 
 
-def run_fault(lab, fault, holder, seconds=4.0, fault_after=1.0, tcp=False, return_after=None, action=None):
+def run_fault(lab, fault, holder, seconds=4.0, fault_after=1.0, tcp=False, return_after=None, action=None,
+              reconverge=None):
     """Probes (and optionally a TCP stream) through one fault of ``holder``; returns a dict of figures.
     ``return_after``: seconds after the fault when the old holder is brought back (boot commands, SIGCONT,
-    link up), still inside the measurement. ``action``: a function run instead of the fault (a drain run)."""
+    link up), still inside the measurement. ``action``: a function run instead of the fault (a drain run).
+    ``reconverge``: a function run after an uplink came back (a playbook run puts the return routes back)."""
     interval = 0.01
     count = int(seconds / interval)
     python = sys.executable
@@ -249,6 +251,8 @@ def run_fault(lab, fault, holder, seconds=4.0, fault_after=1.0, tcp=False, retur
     if return_after is not None:
         time.sleep(return_after)
         restore(lab, fault, holder)
+        if fault == "uplink-down" and reconverge is not None:
+            reconverge()
     sender.result(timeout=seconds + 10)
     arrivals = json.loads(receiver.result(timeout=seconds + 10).strip().splitlines()[-1])
     capture_text = capture.result(timeout=seconds + 10)
@@ -305,6 +309,7 @@ def restore(lab, fault, holder):
     elif fault == "sigstop":
         signal_keepalived(lab, holder, "CONT")
     elif fault == "uplink-down":
-        # The kernel removed the routes through the link when it went down; the host's network
-        # configuration puts them back when it comes up.
+        # The kernel removed every route through the link when it went down; the host's network
+        # configuration puts the default route back when it comes up, not the return routes of nat_policy:
+        # the track script keeps the node in FAULT until a run (reconverge) restores them.
         lab.sh(holder, "ip link set eth0 up && ip route replace default via 192.168.1.254")

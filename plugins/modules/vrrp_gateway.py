@@ -13,8 +13,9 @@ description:
     them within a fraction of a second when a holder dies, without a playbook run. VRRPv3, unicast peers, one
     VRRP instance per floating IP with the priority given by the controller's allocation (see the role
     C(netkit.egress.gateway_group)), gratuitous ARP repeated at takeover and refreshed while master.
-  - A track script fails a node without a default route (and, with O(track_nft_table), without the NAT table
-    that translates to the floating IPs); the VRRP interface and O(track_interfaces) are tracked for link state.
+  - A track script fails a node without a default route (and, with O(track_nft_table) and O(track_return_routes),
+    without the NAT table that translates to the floating IPs or the return routes to the workloads); the VRRP
+    interface and O(track_interfaces) are tracked for link state.
   - A fence, started by keepalived itself, makes sure no two gateways answer ARP for one floating IP when
     keepalived is killed (SIGKILL), stopped (SIGSTOP), or comes back; it records every state change with its time.
   - With O(conntrack_sync), conntrackd (FTFW) replicates the connection tracking table over O(sync_interface)
@@ -87,6 +88,17 @@ options:
       C(inet netkit_egress_nat), the table that SNATs to the floating IPs.
     type: str
     default: ""
+  track_return_routes:
+    description:
+      - How many IPv4 routes with protocol O(route_protocol) the main table must have for this node to hold
+        addresses (the return routes to the workloads that M(netkit.egress.nat_policy) adds). A link that went
+        down takes them with it; without them the node would receive replies it cannot deliver.
+    type: int
+    default: 0
+  route_protocol:
+    description: The route protocol of the return routes (M(netkit.egress.nat_policy)'s C(route_protocol)).
+    type: int
+    default: 201
   conntrack_sync:
     description: Run conntrackd (FTFW) to replicate connection state to the other gateway nodes.
     type: bool
@@ -216,6 +228,8 @@ ARGUMENT_SPEC = {
     "drain": {"type": "bool", "default": False},
     "track_interfaces": {"type": "list", "elements": "str", "default": []},
     "track_nft_table": {"type": "str", "default": ""},
+    "track_return_routes": {"type": "int", "default": 0},
+    "route_protocol": {"type": "int", "default": 201},
     "conntrack_sync": {"type": "bool", "default": False},
     "sync_interface": {"type": "str"},
     "sync_peers": {"type": "list", "elements": "str", "default": []},

@@ -2,7 +2,8 @@
 
 Two gateways with a second segment for the sync traffic (eth1, 10.255.0.0/24). A TCP stream from the selected
 pod p1a to the server sends 64 bytes every 20 ms and reads them back (bytes both ways); the holder's uplink
-goes down (it can neither forward nor advertise) and comes back later, inside the same connection.
+goes down (it can neither forward nor advertise) and comes back later (link, default route, then a playbook run
+for the return routes), inside the same connection, which moves twice.
 """
 
 import os
@@ -13,7 +14,7 @@ import cluster_lab
 import failover_lab as fl
 from netlab import Lab
 
-STREAM_SECONDS = 9.0
+STREAM_SECONDS = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,8 @@ def stream_through_failover(lab):
     fl.time.sleep(3.0)
     new_holder_kernel = kernel_has_stream(lab, "gw2")
     fl.restore(lab, "uplink-down", "gw1")
+    rc, output = fl.converge(lab, lab.current_inventory, lab.current_vars)  # puts gw1's return routes back
+    assert rc == 0, fl.failures(output)
     lines = stream.result(timeout=STREAM_SECONDS + 10).strip().splitlines()
     echo.stop()
     result = fl.json.loads(lines[-1]) if lines else {"ok": False, "error": "no output"}
@@ -64,7 +67,8 @@ def stream_through_failover(lab):
 
 def test_established_tcp_survives_failover_and_return_with_conntrack_sync(sync_cluster):
     lab = sync_cluster
-    rc, output = fl.converge(lab, str(lab.inventory_dir / "sync.yml"), fl.vrrp_vars(conntrack_sync=True))
+    lab.current_inventory, lab.current_vars = str(lab.inventory_dir / "sync.yml"), fl.vrrp_vars(conntrack_sync=True)
+    rc, output = fl.converge(lab, lab.current_inventory, lab.current_vars)
     assert rc == 0, fl.failures(output)
     for gateway in cluster_lab.GATEWAYS:
         assert lab.host_exec(gateway, ["sh", "-c", f"test -S {fl.RUN_DIR}/conntrackd.sock"], check=False).returncode == 0
@@ -73,8 +77,9 @@ def test_established_tcp_survives_failover_and_return_with_conntrack_sync(sync_c
     assert backup_knew, "the backup's external cache had the connection before the failover"
     assert new_holder_kernel, "the new holder committed it into its kernel table"
     assert result["ok"], result
-    assert result["echoed"] > 0.8 * result["sent"]
-    assert fl.wait_for_holder(lab, exclude=["gw2"], timeout=15) == "gw1", "the old holder took the IP back"
+    assert result["echoed"] > 0.9 * result["sent"]
+    assert result["max_stall"] < 2.0, result
+    assert fl.holders(lab) == ["gw1"], "the old holder took the IP back inside the connection"
 
 
 def test_without_conntrack_sync_the_new_holder_has_no_state(sync_cluster):
@@ -82,7 +87,8 @@ def test_without_conntrack_sync_the_new_holder_has_no_state(sync_cluster):
     arrives. When the client's packet comes first, loose TCP tracking picks the connection up again; when the
     server's retransmission comes first, the new holder (which has the egress IP) answers with a reset."""
     lab = sync_cluster
-    rc, output = fl.converge(lab, str(lab.inventory_dir / "nosync.yml"), fl.vrrp_vars())
+    lab.current_inventory, lab.current_vars = str(lab.inventory_dir / "nosync.yml"), fl.vrrp_vars()
+    rc, output = fl.converge(lab, lab.current_inventory, lab.current_vars)
     assert rc == 0, fl.failures(output)
     for gateway in cluster_lab.GATEWAYS:
         assert not lab.host_exec(gateway, ["sh", "-c", f"test -e {fl.RUN_DIR}/conntrackd.pid"],

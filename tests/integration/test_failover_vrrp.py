@@ -92,7 +92,18 @@ def test_vrrp_holds_every_floating_ip_once_balanced_and_idempotent(vrrp_cluster)
 def test_failover_gap_and_no_split_arp_through_fault_and_return(vrrp_cluster, fault):
     lab = vrrp_cluster
     holder = settle(lab, "gw1")
-    figures = fl.run_fault(lab, fault, holder, seconds=5.0, fault_after=1.0, return_after=2.5)
+
+    def reconverge():
+        # The link is back but its return routes are not: the node stays in FAULT until a run restores them.
+        fl.time.sleep(3)
+        assert fl.holders(lab) == ["gw2"], "no route back to the workloads, no egress IP"
+        assert set(fl.vrrp_states(lab, "gw1").values()) == {"FAULT"}
+        rc, output = fl.converge(lab, lab.inventory_path, fl.vrrp_vars())
+        assert rc == 0, fl.failures(output)
+
+    seconds = 30.0 if fault == "uplink-down" else 5.0
+    figures = fl.run_fault(lab, fault, holder, seconds=seconds, fault_after=1.0, return_after=2.5,
+                           reconverge=reconverge)
     assert figures["gap"] is not None and figures["gap"] < GAP_BOUND, figures
     assert figures["sources"] == ["192.168.1.100"], "the server saw only the egress IP"
     assert_no_split_arp(figures)

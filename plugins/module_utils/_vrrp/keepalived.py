@@ -61,10 +61,16 @@ def _label(interface):
 
 
 def render_track_script(gateway):
-    """The uplink check: a default route, and (when set) the NAT table that SNATs to the floating IPs."""
+    """The uplink and SNAT path check: a default route, and (when set) the NAT table that SNATs to the floating
+    IPs and the return routes to the workloads. A link that went down took its routes with it; the host's
+    network configuration brings the default route back, but only a run (or boot) brings the return routes
+    back, and a holder without them would swallow every reply."""
     lines = ["#!/bin/sh", HEADER.strip(),
              "ip -4 route show default | grep -q . || exit 1"]
     if gateway.track_nft_table:
         lines.append(f"nft list table {gateway.track_nft_table} >/dev/null 2>&1 || exit 1")
+    if gateway.track_return_routes:
+        lines.append(f'[ "$(ip -4 route show table main proto {gateway.route_protocol} | wc -l)" '
+                     f'-ge {gateway.track_return_routes} ] || exit 1')
     lines.append("exit 0")
     return "\n".join(lines) + "\n"

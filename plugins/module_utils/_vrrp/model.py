@@ -41,6 +41,8 @@ class Gateway(NamedTuple):
     garp_refresh: int
     track_interfaces: Tuple[str, ...]
     track_nft_table: str
+    track_return_routes: int
+    route_protocol: int
     conntrack: Optional[ConntrackSync]
 
 
@@ -174,4 +176,6 @@ def gateway(params, on_host):
     return Gateway(instances, source or "", peers, advert,
                    _number(params.get("garp_repeat"), "garp_repeat", 1, 255),
                    _number(params.get("garp_refresh"), "garp_refresh", 0, 3600),
-                   track_interfaces, table, conntrack)
+                   track_interfaces, table,
+                   _number(params.get("track_return_routes", 0), "track_return_routes", 0, 1000000),
+                   _number(params.get("route_protocol", 201), "route_protocol", 1, 255), conntrack)

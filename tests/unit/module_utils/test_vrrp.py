@@ -87,10 +87,11 @@ def test_keepalived_conf_is_vrrpv3_unicast_with_fence_track_and_notify_fifo():
     assert keepalived.render(model.gateway(params(), ON_HOST), PATHS) == text, "pure and deterministic"
 
 
-def test_track_script_checks_default_route_and_nat_table():
-    script = keepalived.render_track_script(model.gateway(params(), ON_HOST))
+def test_track_script_checks_default_route_nat_table_and_return_routes():
+    script = keepalived.render_track_script(model.gateway(params(track_return_routes=2), ON_HOST))
     assert "ip -4 route show default" in script
     assert "nft list table inet netkit_egress_nat" in script
+    assert '"$(ip -4 route show table main proto 201 | wc -l)" -ge 2' in script
 
 
 def test_conntrackd_unicast_for_one_peer_multicast_for_more_and_ignores_only_gateways():
