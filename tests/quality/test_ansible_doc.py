@@ -58,6 +58,11 @@ def test_every_plugin_has_examples_and_true_attributes(collection_copy, plugin_t
             if os.path.exists(run_path):
                 with open(run_path, encoding="utf-8") as handle:
                     source += handle.read()
+            # ... or in its folder module_utils/_<module>/run.py.
+            folder_run_path = os.path.join(collection, "plugins", "module_utils", f"_{short_name}", "run.py")
+            if os.path.exists(folder_run_path):
+                with open(folder_run_path, encoding="utf-8") as handle:
+                    source += handle.read()
             check_mode = attributes["check_mode"]["support"]
             diff_mode = attributes["diff_mode"]["support"]
             # What the documentation promises is what the code does.
