@@ -210,8 +210,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netkit.egress.plugins.module_utils import _net as net
 from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
-from ansible_collections.netkit.egress.plugins.module_utils._vrrp import model
-from ansible_collections.netkit.egress.plugins.module_utils._vrrp.run import converge
+from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway import model
+from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway.run import converge
 
 ARGUMENT_SPEC = {
     "instances": {"type": "list", "elements": "dict", "default": [], "options": {

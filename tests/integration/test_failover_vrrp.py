@@ -10,6 +10,7 @@ Precise figures (>= 5 repetitions) come from bench/failover.py and are in docs/f
 import os
 
 import pytest
+import yaml
 
 import cluster_lab
 import failover_lab as fl
@@ -86,6 +87,26 @@ def test_vrrp_holds_every_floating_ip_once_balanced_and_idempotent(vrrp_cluster)
     assert rc == 0
     assert changed_hosts(output) == {}
     assert fl.keepalived_pids(lab, "gw1") == keepalived_before
+
+
+def test_status_shows_the_vrrp_holder_and_writes_the_objects(vrrp_cluster, tmp_path):
+    lab = vrrp_cluster
+    settle(lab, "gw1")
+    status_file = tmp_path / "status.yml"
+    rc, output = fl.ansible_playbook(os.path.join(fl.REPO_ROOT, "playbooks", "status.yml"), lab.inventory_path,
+                                     extra_vars={"egress_nat_status_file": str(status_file)})
+    assert rc == 0, fl.failures(output)
+    lines = [result["msg"] for _name, _host, result in fl.task_results(output, "Show floating IPs and policies")
+             if "msg" in result][0]
+    assert lines[0] == "FAILOVER: vrrp"
+    rows = {line.split()[0]: line.split() for line in lines if line.startswith("192.168.1.")}
+    assert rows["192.168.1.100"][1:3] == ["gw1", "MASTER"] and rows["192.168.1.100"][4] == "gw2:BACKUP"
+    assert rows["192.168.1.101"][1:3] == ["gw2", "MASTER"]
+    assert any(line.split()[:4] == ["alice-paul", "192.168.1.100", "gw1", "Applied"] for line in lines)
+    report = yaml.safe_load(status_file.read_text())
+    assert report["failover"] == "vrrp"
+    assert report["networkGatewayGroups"][0]["status"]["floatingIPs"] == {
+        "192.168.1.100": "gw1", "192.168.1.101": "gw2", "192.168.1.102": "gw1"}
 
 
 @pytest.mark.parametrize("fault", ["sigkill", "sigstop", "uplink-down"])

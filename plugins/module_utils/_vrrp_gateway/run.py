@@ -11,8 +11,8 @@ import json
 import sys
 
 from ansible_collections.netkit.egress.plugins.module_utils import _transaction as engine
-from ansible_collections.netkit.egress.plugins.module_utils._vrrp import boot, conntrackd, fence, keepalived, model
-from ansible_collections.netkit.egress.plugins.module_utils._vrrp.paths import Paths
+from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway import boot, conntrackd, fence, keepalived, model
+from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway.paths import Paths
 
 EXECUTABLE = 0o755
 PRIVATE = 0o600

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from ansible_collections.netkit.egress.plugins.module_utils import _net as net
-from ansible_collections.netkit.egress.plugins.module_utils._vrrp import boot, conntrackd, fence, keepalived, model
-from ansible_collections.netkit.egress.plugins.module_utils._vrrp.paths import Paths
+from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway import boot, conntrackd, fence, keepalived, model
+from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway.paths import Paths
 from ansible_collections.netkit.egress.plugins.plugin_utils import _vrrp_plan
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "lab"))
@@ -175,3 +175,27 @@ def test_split_arp_detector():
     line = ("1764626400.123456 02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: "
             "Request who-has 192.168.1.100 tell 192.168.1.100, length 28")
     assert failover_lab.arp_claims(line) == [(1764626400.123456, "announce", "02:00:00:00:00:01")]
+
+
+def test_status_view_tables_show_vrrp_holders_split_and_policies():
+    from ansible_collections.netkit.egress.plugins.plugin_utils import _status_view
+
+    plan = {"groups": [{"name": "default", "namespace": "kube-system",
+                        "floating_ips": ["192.168.1.100", "192.168.1.101"]}],
+            "allocation": {"192.168.1.100": "gw1", "192.168.1.101": "gw2"},
+            "policies": [{"name": "alice", "gateway_ref": {"name": "default", "namespace": "kube-system"},
+                          "egress_ip": "192.168.1.100", "destinations": ["203.0.113.0/24"],
+                          "excluded_destinations": [], "sources": ["10.10.1.10"],
+                          "source_workloads": [{"name": "p1a"}]}]}
+    vrrp = {"gw1": [{"address": "192.168.1.100", "state": "MASTER", "since": 0.5, "held": True},
+                    {"address": "192.168.1.101", "state": "MASTER", "since": 1.5, "held": True}],
+            "gw2": [{"address": "192.168.1.100", "state": "BACKUP", "since": 0.4, "held": False},
+                    {"address": "192.168.1.101", "state": "MASTER", "since": 2.0, "held": True}]}
+    view = _status_view.status_view(plan, {}, vrrp, {"alice": ["gw1", "gw2"]}, "vrrp")
+    rows = {line.split()[0]: line.split() for line in view["lines"] if line.startswith("192.")}
+    assert rows["192.168.1.100"][:3] == ["192.168.1.100", "gw1", "MASTER"]
+    assert rows["192.168.1.100"][3] == "1970-01-01T00:00:00Z" and rows["192.168.1.100"][4] == "gw2:BACKUP"
+    assert rows["192.168.1.101"][1:3] == ["gw1,gw2", "SPLIT"]
+    assert any(line.split()[:4] == ["alice", "192.168.1.100", "gw1", "Applied"] for line in view["lines"])
+    assert view["report"]["networkGatewayGroups"][0]["status"]["floatingIPs"]["192.168.1.100"] == "gw1"
+    assert view["report"]["failover"] == "vrrp"
