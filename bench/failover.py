@@ -1,4 +1,6 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Failover figures of gateway_group_failover: vrrp (docs/failover.md), standalone.
 
     bench/failover.py [--repetitions 5] [--advert-interval 0.1] [--faults sigkill,sigstop,...] [--json FILE]
@@ -57,6 +59,10 @@ def one(lab, fault, inventory, variables, workdir):
         return figures
     if fault == "namespace-deleted":
         return fl.run_fault(lab, fault, holder, seconds=3.0)
+    if fault == "uplink-down":
+        # Back: link and default route, then a run for the return routes the link took with it.
+        return fl.run_fault(lab, fault, holder, seconds=25.0, return_after=2.5,
+                            reconverge=lambda: fl.converge(lab, inventory, variables))
     return fl.run_fault(lab, fault, holder, seconds=5.0, return_after=2.5)
 
 

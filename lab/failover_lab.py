@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Failover of the egress IP in the lab cluster (lab/cluster_lab.py) with gateway_group_failover: vrrp.
 
 Used by tests/integration/test_failover_*.py, bench/failover.py and ``lab.py failover``: converge the cluster

@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Traffic for failover measurements, run inside lab namespaces (standard library only).
 
     failover_probe.py udp-receive PORT SECONDS        print a JSON list of (seq, arrival time) when done
