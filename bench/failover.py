@@ -105,15 +105,18 @@ def main():
                 lab.destroy()
                 lab = fresh_lab(prefix, inventory, variables)
             gap = summary([run["gap"] for run in runs])
+            takeover = summary([run["takeover"] for run in runs])
             lost = summary([run["lost"] for run in runs])
             conflicts = sum(len(run["arp_conflicts"]) for run in runs)
             rows.append(f"| {fault} | {len(runs)} | {gap['min']} / {gap['median']} / {gap['max']} | "
+                        f"{takeover['min']} / {takeover['median']} / {takeover['max']} | "
                         f"{lost['min']} / {lost['median']} / {lost['max']} | {conflicts} |")
     finally:
         lab.destroy()
     print(f"\nadvert_int {args.advert_interval} s, probes every 10 ms\n")
-    print("| fault | runs | gap s (min / median / max) | lost probes (min / median / max) | split-ARP moments |")
-    print("|---|---|---|---|---|")
+    print("| fault | runs | gap s (min / median / max) | takeover s (min / median / max) | "
+          "lost probes (min / median / max) | split-ARP moments |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(row)
     if args.json:

@@ -8,6 +8,7 @@ in VRRP mode, send probes from a selected pod to the server every 10 ms, hurt th
 (SIGKILL or SIGSTOP of keepalived, uplink down, namespace deleted, drain), and measure:
 
 * gap: the longest time without a probe arriving at the server;
+* takeover: from the fault to the new holder's first gratuitous ARP;
 * lost: probes that never arrived;
 * ARP: a capture on the nodes' segment while the router asks for the egress IP every 20 ms; ``arp_conflicts``
   lists every moment where two MACs answered one request or claims flip-flopped between MACs within a second;
@@ -216,14 +217,20 @@ def arp_conflicts(events, flip_window=1.0):
     return conflicts
 
 
-def probe_gap(arrivals, fault_at=None):
-    """(gap, lost indexes count) of UDP arrivals [(seq, time, source)]."""
+def takeover_time(events, old_mac, fault_wall_time):
+    """Seconds from the fault to the first gratuitous ARP of another MAC (the new holder announcing itself)."""
+    for stamp, kind, mac in events:
+        if kind == "announce" and mac != old_mac and stamp >= fault_wall_time:
+            return round(stamp - fault_wall_time, 3)
+    return None
+
+
+def probe_gap(arrivals):
+    """The longest time between two probes arriving, of UDP arrivals [(seq, time, source)]."""
     if len(arrivals) < 2:
         return None
     times = sorted(arrival[1] for arrival in arrivals)
-    gaps = [(later - earlier, earlier) for earlier, later in zip(times, times[1:])]
-    gap, _start = max(gaps)
-    return round(gap, 3)
+    return round(max(later - earlier for earlier, later in zip(times, times[1:])), 3)
 
 
 def run_fault(lab, fault, holder, seconds=4.0, fault_after=1.0, tcp=False, return_after=None, action=None,
@@ -245,8 +252,10 @@ def run_fault(lab, fault, holder, seconds=4.0, fault_after=1.0, tcp=False, retur
     arp_requests = start_arp_requests(lab, seconds)
     sender = Background(lab, PROBE_POD, [python, PROBE, "udp-send", cluster_lab.SERVER, str(UDP_PORT),
                                          str(interval), str(count)], wait_ready=False)
+    old_mac = lab.sh(holder, "cat /sys/class/net/eth0/address", check=False).stdout.strip()
     time.sleep(fault_after)
     fault_time = time.monotonic()
+    fault_wall_time = time.time()
     if action is not None:
         action()
     else:
@@ -269,6 +278,7 @@ def run_fault(lab, fault, holder, seconds=4.0, fault_after=1.0, tcp=False, retur
         "sources": sorted({arrival[2] for arrival in arrivals}),
         "arp_events": len(arp_claims(capture_text)),
         "arp_conflicts": arp_conflicts(arp_claims(capture_text)),
+        "takeover": takeover_time(arp_claims(capture_text), old_mac, fault_wall_time),
         "fault_time": fault_time,
     }
     figures["lost"] = figures["sent"] - figures["received"]

@@ -29,10 +29,10 @@ def udp_receive(port, seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            data, _peer = sock.recvfrom(64)
+            data, peer = sock.recvfrom(64)
         except socket.timeout:
             continue
-        arrivals.append((int(data.split(b" ")[0]), time.monotonic(), _peer[0]))
+        arrivals.append((int(data.split(b" ")[0]), time.monotonic(), peer[0]))
     print(json.dumps(arrivals))
 
 
