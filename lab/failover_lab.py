@@ -172,6 +172,9 @@ ARP_LINE = re.compile(r"^(?P<time>\d+\.\d+) (?P<src>[0-9a-f:]{17}) > (?P<dst>[0-
                       r"(?P<op>Request|Reply) (?P<body>.*)$")
 
 
+WHO_HAS = re.compile(r"who-has (?P<target>\S+)(?: \([^)]*\))? tell (?P<sender>[^,\s]+)")
+
+
 def arp_claims(capture_text, address=EGRESS_IP):
     """[(time, kind, mac)] from tcpdump lines: ``request`` (someone asks for ``address``), ``reply`` (a MAC
     answers for it) and ``announce`` (a gratuitous request or reply from a MAC claiming it)."""
@@ -184,10 +187,11 @@ def arp_claims(capture_text, address=EGRESS_IP):
         if match["op"] == "Reply" and body.startswith(f"{address} is-at "):
             mac = body.split(" is-at ")[1].split(",")[0].strip()
             events.append((stamp, "reply", mac))
-        elif match["op"] == "Request" and body.startswith(f"who-has {address} tell {address}"):
-            events.append((stamp, "announce", source))
-        elif match["op"] == "Request" and body.startswith(f"who-has {address} "):
-            events.append((stamp, "request", source))
+        elif match["op"] == "Request":
+            # "who-has 192.168.1.100 (ff:ff:ff:ff:ff:ff) tell 192.168.1.100": tcpdump shows the target MAC too.
+            request = WHO_HAS.match(body)
+            if request and request["target"] == address:
+                events.append((stamp, "announce" if request["sender"] == address else "request", source))
     return events
 
 
@@ -218,9 +222,9 @@ def arp_conflicts(events, flip_window=1.0):
 
 
 def takeover_time(events, old_mac, fault_wall_time):
-    """Seconds from the fault to the first gratuitous ARP of another MAC (the new holder announcing itself)."""
+    """Seconds from the fault to the first claim of another MAC (the new holder's gratuitous ARP or reply)."""
     for stamp, kind, mac in events:
-        if kind == "announce" and mac != old_mac and stamp >= fault_wall_time:
+        if kind in ("announce", "reply") and mac != old_mac and stamp >= fault_wall_time:
             return round(stamp - fault_wall_time, 3)
     return None
 

@@ -173,8 +173,13 @@ def test_split_arp_detector():
     flip = [(0.0, "reply", "aa"), (0.1, "announce", "bb"), (0.2, "reply", "aa")]
     assert failover_lab.arp_conflicts(flip)[0][1] == "claims flip-flopped"
     line = ("1764626400.123456 02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: "
-            "Request who-has 192.168.1.100 tell 192.168.1.100, length 28")
+            "Request who-has 192.168.1.100 (ff:ff:ff:ff:ff:ff) tell 192.168.1.100, length 28")
     assert failover_lab.arp_claims(line) == [(1764626400.123456, "announce", "02:00:00:00:00:01")]
+    asked = line.replace("tell 192.168.1.100", "tell 192.168.1.254").replace("02:00:00:00:00:01 >", "02:00:00:00:00:09 >")
+    reply = ("1764626400.2 02:00:00:00:00:01 > 02:00:00:00:00:09, ethertype ARP (0x0806), length 42: "
+             "Reply 192.168.1.100 is-at 02:00:00:00:00:01, length 28")
+    assert [kind for _t, kind, _m in failover_lab.arp_claims(asked + "\n" + reply)] == ["request", "reply"]
+    assert failover_lab.takeover_time([(5.0, "reply", "aa"), (5.3, "announce", "bb")], "aa", 5.1) == 0.2
 
 
 def test_status_view_tables_show_vrrp_holders_split_and_policies():
