@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -82,6 +83,8 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces)")
+    # SIGTERM ends the run through the finally below, which removes the namespaces.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(1))
     prefix = f"nkf{os.getpid() % 100000}"
     variables = fl.vrrp_vars(advert_interval=args.advert_interval)
     workdir = tempfile.mkdtemp(prefix="netkit-failover-")

@@ -162,10 +162,13 @@ def start_capture(lab, seconds):
     return capture
 
 
+ARP_INTERVAL = 0.02
+
+
 def start_arp_requests(lab, seconds, address=EGRESS_IP):
-    count = int(seconds / 0.02)
-    return Background(lab, "rt", ["arping", "-b", "-q", "-I", "eth0", "-i", "0.02", "-c", str(count),
-                                  "-w", str(seconds + 1), address], wait_ready=False)
+    """The router asks for ``address`` every 20 ms (broadcast ARP requests)."""
+    return Background(lab, "rt", [sys.executable, PROBE, "arp-ask", "eth0", "192.168.1.254", address,
+                                  str(ARP_INTERVAL), str(int(seconds / ARP_INTERVAL))], wait_ready=False)
 
 
 ARP_LINE = re.compile(r"^(?P<time>\d+\.\d+) (?P<src>[0-9a-f:]{17}) > (?P<dst>[0-9a-f:]{17}), .*?: "
@@ -276,6 +279,7 @@ def run_fault(lab, fault, holder, seconds=4.0, fault_after=1.0, tcp=False, retur
     figures = {
         "fault": fault,
         "holder": holder,
+        "seconds": seconds,
         "sent": count,
         "received": len({arrival[0] for arrival in arrivals}),
         "gap": probe_gap(arrivals),

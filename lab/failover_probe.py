@@ -6,6 +6,8 @@
     failover_probe.py udp-receive PORT SECONDS        print a JSON list of (seq, arrival time) when done
     failover_probe.py udp-send ADDRESS PORT INTERVAL COUNT
     failover_probe.py tcp-echo PORT SECONDS           echo every byte back (one connection at a time)
+    failover_probe.py arp-ask INTERFACE SOURCE_IP ADDRESS INTERVAL COUNT
+                                                      broadcast an ARP request for ADDRESS every INTERVAL
     failover_probe.py tcp-stream ADDRESS PORT INTERVAL SECONDS
                                                       send 64 bytes every INTERVAL, read the echo; print JSON
                                                       {ok, error, sent, echoed, max_stall}
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import sys
 import time
 
@@ -125,6 +128,23 @@ def tcp_stream(address, port, interval, seconds):
     print(json.dumps(result))
 
 
+def arp_ask(interface, source_ip, address, interval, count):
+    """ARP requests at a steady rate (iputils arping sends at most one a second)."""
+    with open(f"/sys/class/net/{interface}/address") as handle:
+        mac = bytes(int(part, 16) for part in handle.read().strip().split(":"))
+    frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
+             + struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton(source_ip), b"\x00" * 6,
+                           socket.inet_aton(address))).ljust(60, b"\x00")
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+        raw.bind((interface, 0))
+        start = time.monotonic()
+        for index in range(count):
+            delay = start + index * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            raw.send(frame)
+
+
 def main(argv):
     mode, args = argv[0], argv[1:]
     if mode == "udp-receive":
@@ -133,6 +153,8 @@ def main(argv):
         udp_send(args[0], int(args[1]), float(args[2]), int(args[3]))
     elif mode == "tcp-echo":
         tcp_echo(int(args[0]), float(args[1]))
+    elif mode == "arp-ask":
+        arp_ask(args[0], args[1], args[2], float(args[3]), int(args[4]))
     elif mode == "tcp-stream":
         tcp_stream(args[0], int(args[1]), float(args[2]), float(args[3]))
     else:

@@ -57,7 +57,8 @@ def settle(lab, expected_holder=None):
 
 
 def assert_no_split_arp(figures):
-    assert figures["arp_events"] > 10, "the capture saw the ARP traffic"
+    # The router asked every 20 ms: the capture saw (nearly) all of the requests and their answers.
+    assert figures["arp_events"] > 40 * figures["seconds"], figures["arp_events"]
     assert figures["arp_conflicts"] == [], figures["arp_conflicts"]
 
 

@@ -161,6 +161,15 @@ def _write_atomic(path, text):
     os.replace(tmp_path, path)
 
 
+def _previous_states(config):
+    try:
+        with open(config["state_file"]) as handle:
+            recorded = json.load(handle).get("instances", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {name: entry for name, entry in recorded.items() if name in config["instances"] and isinstance(entry, dict)}
+
+
 def _vrrp_pid(config):
     try:
         with open(config["vrrp_pid_file"]) as handle:
@@ -177,7 +186,9 @@ def main(argv=None):
     with open(argv[0]) as handle:
         config = json.load(handle)
     fence = Fence(config)
-    # keepalved starts this in BACKUP/INIT: whatever an earlier, dead keepalived left fenced is ours to lift.
+    # A reload restarts this program without new transitions: keep the last ones (a restart reports all anew).
+    fence.states = _previous_states(config)
+    # keepalived starts this in BACKUP/INIT: whatever an earlier, dead keepalived left fenced is ours to lift.
     fence.unfence()
     fence.write_track(0)
 
