@@ -54,12 +54,10 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "lab"))
+from common import HERE, REPO, playbook_seconds, summary, write_yaml
+from fleet_nat import figure_fleet_nat
 
-import netlab  # noqa: E402
-from fleet_nat import figure_fleet_nat  # noqa: E402
+import netlab  # on the import path through common
 
 PYTHON = "/usr/bin/python3"
 MODULE_PACKAGE = "ansible_collections.netkit.egress.plugins.modules"
@@ -73,13 +71,6 @@ FLOOR_NOTE = ("(apply - floor) / raw, pair by pair; floor = python3 + import Ans
 
 
 # ---- small helpers --------------------------------------------------------------------------
-def summary(values):
-    values = [value for value in values if value is not None]
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
-
-
 def spaced_ranges(count, last=None):
     """``count`` IPv4 /24s in 10.0.0.0/8 that no two merge (every other /24); ``last`` replaces the final one
     (the range the data-plane traffic goes to: the worst case for linear rules)."""
@@ -369,26 +360,6 @@ def figure_nat_policy(bench, lab, sizes):
 
 
 # ---- Ansible runs ----------------------------------------------------------------------------
-def write_yaml(bench, name, data):
-    import yaml
-
-    path = os.path.join(bench.tmp, name)
-    with open(path, "w") as handle:
-        yaml.safe_dump(data, handle, sort_keys=False)
-    return path
-
-
-def playbook_seconds(playbook, inventory, forks=10, extra_env=None):
-    env = netlab.ansible_env(dict({"ANSIBLE_FORKS": str(forks), "ANSIBLE_PIPELINING": "True"}, **(extra_env or {})))
-    start = time.perf_counter()
-    proc = subprocess.run([netlab.ansible_bin("ansible-playbook"), "-i", inventory, playbook], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=1800, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"ansible-playbook {playbook} failed: {(proc.stdout + proc.stderr)[-2000:]}")
-    return elapsed, proc.stdout
-
-
 def single_host_inventory(bench, lab, host="gw"):
     return write_yaml(bench, f"inventory-{host}.yml", {"all": {
         "vars": {"ansible_connection": "netkit.egress.netns", "ansible_python_interpreter": PYTHON},

@@ -16,8 +16,7 @@ node's selected workload exists as a namespace. After the converge the pod's con
 must arrive from the group's first floating IP, 192.168.1.100 (before it, from its node's address).
 N + 4 namespaces per fleet.
 
-Called by bench.py (``FIGURES``) with its ``Bench``; the bench module's helpers are taken from the module the
-``Bench`` came from (bench.py runs as ``__main__``: a plain ``import bench`` there would load a second copy).
+Called by bench.py (``FIGURES``) with its ``Bench``; the helpers both need live in common.py.
 """
 
 from __future__ import annotations
@@ -25,28 +24,17 @@ from __future__ import annotations
 import os
 import re
 import statistics
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-LAB_DIR = os.path.join(os.path.dirname(HERE), "lab")
-if LAB_DIR not in sys.path:
-    sys.path.insert(0, LAB_DIR)
+from common import REPO, playbook_seconds, summary, write_yaml
 
-import cluster_lab  # noqa: E402
+import cluster_lab  # on the import path through common
 
-PLAYBOOK = os.path.join(os.path.dirname(HERE), "playbooks", "egress_nat.yml")
+PLAYBOOK = os.path.join(REPO, "playbooks", "egress_nat.yml")
 FORKS = 10
 ROUTER = "192.168.1.254"
 NODE_BASE = 20  # node I is 192.168.1.(20 + I): clear of the gateways (.11, .12) and floating IPs (.100-.102)
 EGRESS_IP = "192.168.1.100"  # the first floating IP of kube-system/default in cluster_lab.GUIDE_MANIFESTS
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
-
-
-def _bench_module(bench):
-    module = sys.modules.get(type(bench).__module__)
-    if module is None or not hasattr(module, "playbook_seconds"):
-        import bench as module  # pylint: disable=import-outside-toplevel
-    return module
 
 
 def node_workloads(index):
@@ -116,7 +104,6 @@ def recap(output, hosts):
 
 
 def figure_fleet_nat(bench):
-    helpers = _bench_module(bench)
     sizes = (10,) if bench.quick else (10, 50)
     results = {}
     for count in sizes:
@@ -124,17 +111,17 @@ def figure_fleet_nat(bench):
         nodes, last_node_address = build_fleet(lab, count)
         hosts = list(cluster_lab.GATEWAYS) + list(nodes)
         assert len(hosts) == count
-        inventory = helpers.write_yaml(bench, f"fleet-nat-{count}.yml", fleet_inventory(lab, nodes))
+        inventory = write_yaml(bench, f"fleet-nat-{count}.yml", fleet_inventory(lab, nodes))
         # Before the converge the pod leaves with its node's address (the node's own masquerade).
         seen = lab.whoami("pod", cluster_lab.SERVER)
         assert seen == last_node_address, f"before the converge the pod left as {seen!r}, not {last_node_address}"
-        seconds, output = helpers.playbook_seconds(PLAYBOOK, inventory, FORKS)
+        seconds, output = playbook_seconds(PLAYBOOK, inventory, FORKS)
         unchanged = [host for host, counts in recap(output, hosts).items() if host in hosts and not counts[1]]
         assert not unchanged, f"the converging run changed nothing on {unchanged}"
         converge = [seconds]
         noop = []
         for _rep in range(max(1, bench.reps - 1)):
-            seconds, output = helpers.playbook_seconds(PLAYBOOK, inventory, FORKS)
+            seconds, output = playbook_seconds(PLAYBOOK, inventory, FORKS)
             changed = {host: counts[1] for host, counts in recap(output, hosts).items() if host in hosts and counts[1]}
             assert not changed, f"the re-run changed hosts (host: changed tasks): {changed}"
             noop.append(seconds)
@@ -142,14 +129,14 @@ def figure_fleet_nat(bench):
         assert seen == EGRESS_IP, f"the selected pod on {list(nodes)[-1]} left as {seen!r}, not {EGRESS_IP}"
         results[count] = (converge, noop)
         per_host = statistics.median(converge) / count
-        bench.row("fleet", f"egress_nat.yml, {count} hosts: converge", helpers.summary(converge), "s",
+        bench.row("fleet", f"egress_nat.yml, {count} hosts: converge", summary(converge), "s",
                   note=f"2 gateway nodes + {count - 2} cluster nodes, forks={FORKS}, pipelining on; "
                        f"per host {per_host:.2f} s; selected pod leaves as {EGRESS_IP} (checked)")
-        bench.row("fleet", f"egress_nat.yml, {count} hosts: no-op re-run", helpers.summary(noop), "s",
+        bench.row("fleet", f"egress_nat.yml, {count} hosts: no-op re-run", summary(noop), "s",
                   note=f"per host {statistics.median(noop) / count:.2f} s; changed=0 on every host (checked)")
         lab.destroy()
     if len(results) == 2:
         (small, (converge_small, _noop_small)), (large, (converge_large, _noop_large)) = sorted(results.items())
         bench.row("fleet", f"egress_nat.yml: growth {small} -> {large} hosts (converge)",
-                  helpers.summary([big / little for big, little in zip(converge_large, converge_small)]), "x",
+                  summary([big / little for big, little in zip(converge_large, converge_small)]), "x",
                   note=f"hosts x{large // small}; linear growth would be x{large // small}")

@@ -4,7 +4,7 @@
 """Egress NAT filters: inventory validation, first floating IP, workload selection, allocation.
 
 Each filter is documented in its own sidecar file next to this one (``<filter name>.yml``).
-The logic lives in ``plugin_utils/_egress_nat_inventory.py``; this file only adapts errors.
+The logic lives in ``plugin_utils/_egress_nat/``; this file only reads hostvars and adapts errors.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_inventory as inventory
-from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_plan as planner
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import allocation, inventory, plan, selection
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import status
 
 
 def _filter_errors(function):
@@ -22,7 +23,7 @@ def _filter_errors(function):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except inventory.InventoryError as exc:
+        except InputError as exc:
             raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
     return wrapper
 
@@ -52,10 +53,10 @@ def host_report(host_vars):
 def egress_nat_plan(groups, policies, namespaces, hostvars, gateway_hosts, node_hosts):
     hosts = {name: host_report(hostvars[name]) for name in list(gateway_hosts) + list(node_hosts)
              if name in hostvars}
-    return planner.egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hosts)
+    return plan.egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hosts)
 
 
-def egress_nat_status(plan, hostvars, gateway_hosts):
+def egress_nat_status(plan_result, hostvars, gateway_hosts):
     held, applied = {}, {}
     for name in gateway_hosts:
         host_vars = hostvars[name] if name in hostvars else {}
@@ -63,7 +64,7 @@ def egress_nat_status(plan, hostvars, gateway_hosts):
             held[address] = name
         for policy in (host_vars.get("egress_nat_applied") or {}).get("gathered") or []:
             applied.setdefault(policy["name"], []).append(name)
-    return planner.status_report(plan, held, applied)
+    return status.status_report(plan_result, held, applied)
 
 
 class FilterModule:
@@ -73,8 +74,8 @@ class FilterModule:
         return {
             "egress_nat_inventory": _filter_errors(inventory.egress_nat_inventory),
             "first_floating_ip": _filter_errors(inventory.first_floating_ip),
-            "select_workloads": _filter_errors(inventory.select_workloads),
-            "allocate_floating_ips": _filter_errors(inventory.allocate_floating_ips),
+            "select_workloads": _filter_errors(selection.select_workloads),
+            "allocate_floating_ips": _filter_errors(allocation.allocate_floating_ips),
             "egress_nat_plan": _filter_errors(egress_nat_plan),
             "egress_nat_status": _filter_errors(egress_nat_status),
         }

@@ -13,7 +13,7 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_inventory as inventory
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.plugin_utils import _status_view, _vrrp_plan
 
 
@@ -36,8 +36,8 @@ def vrrp_gateway_params(plan, hostvars, gateway_hosts, host):
     """The vrrp_gateway parameters of ``host``: instances, unicast peers, sync peers, and whether every
     peer's address is known (a peer that is down and has no ``gateway_group_vrrp_address`` is not)."""
     try:
-        instances = _vrrp_plan.vrrp_instances(plan["groups"], list(gateway_hosts))
-    except inventory.InventoryError as exc:
+        instances = _vrrp_plan.vrrp_instances(plan, list(gateway_hosts))
+    except InputError as exc:
         raise AnsibleFilterError(f"vrrp_gateway_params: {exc}") from exc
     peers, sync_peers, unknown = [], [], []
     for name in gateway_hosts:

@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, parse_address
+
 _LOCALE = {"LANGUAGE": "C", "LC_ALL": "C", "LANG": "C"}
 _SBIN_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin"]
 
@@ -21,11 +23,9 @@ def _address_key(address):
     """IPv6 texts in one canonical form (the kernel's and ours may differ in case or zero runs)."""
     if ":" not in address:
         return address
-    import ipaddress
-
     try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
+        return parse_address(address, "address")
+    except InputError:
         return address
 
 
@@ -250,7 +250,7 @@ class Host:
 
     def routing_state(self, family):
         """(rules, routes of every table) of one family, as ``ip -j rule show`` and ``ip -j route show table
-        all`` print them: two small reads that let ``_route_lookup`` answer most route lookups itself."""
+        all`` print them: two small reads that let ``_egress_gateway.route_lookup`` answer most route lookups itself."""
         return self.ip_json("rule", "show", family=family), self.ip_json("route", "show", "table", "all", family=family)
 
     def link_names(self):
@@ -285,12 +285,16 @@ class Host:
             return None
 
     def write_file(self, path, content, mode=0o644):
+        """Write ``path`` atomically; a file system error is a HostError (so a transaction rolls back)."""
         directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".netkit-")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        os.chmod(tmp_path, mode)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".netkit-")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(content)
+            os.chmod(tmp_path, mode)
+        except OSError as exc:
+            raise HostError(f"writing {path} failed: {exc}") from exc
         self.module.atomic_move(tmp_path, path)
         # atomic_move gives a new file the umask's mode, not the temporary file's.
         os.chmod(path, mode)

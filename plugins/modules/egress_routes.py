@@ -128,124 +128,28 @@ diff:
   type: dict
 """
 
-import ipaddress
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
-from ansible_collections.netkit.egress.plugins.module_utils._routes import (
-    RouteError, plan_routes, render_commands, render_undo, routes_as_dicts, sort_routes, split_kernel_routes,
-    validate_metric,
-    validate_protocol, validate_routes, validate_table)
+from ansible_collections.netkit.egress.plugins.module_utils._egress_routes.model import STATES
+from ansible_collections.netkit.egress.plugins.module_utils._egress_routes.run import run
+from ansible_collections.netkit.egress.plugins.module_utils._host import HostError
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
 ARGUMENT_SPEC = dict(
-    # dicts, validated (with the index of a bad element in the error) by _routes.validate_routes
+    # dicts, validated (with the index of a bad element in the error) by _egress_routes.model.validate_routes
     routes=dict(type="list", elements="raw", default=[]),
     metric=dict(type="int", default=100),
     table=dict(type="str", default="main"),
     protocol=dict(type="int", default=201),
-    state=dict(type="str", choices=["present", "absent", "exact", "gathered"], default="present"),
+    state=dict(type="str", choices=list(STATES), default="present"),
 )
-
-
-def read_table(host, table, protocol):
-    """(ours, foreign) routes of both families; a table that does not exist yet is empty."""
-    ours, foreign = [], []
-    for family in ("ipv4", "ipv6"):
-        try:
-            entries = host.ip_json("-N", "route", "show", "table", table, family=family)
-        except HostError as exc:
-            if "table does not exist" not in str(exc):
-                raise
-            entries = []
-        family_ours, family_foreign = split_kernel_routes(entries, family, protocol)
-        ours += family_ours
-        foreign += family_foreign
-    return ours, foreign
-
-
-def check_devices_exist(host, routes):
-    links = set(host.link_names())
-    for index, route in enumerate(routes):
-        if route.dev and route.dev not in links:
-            raise RouteError(f"routes[{index}].dev: {route.dev!r} does not exist on the host")
-
-
-def check_next_hops_on_link(host, routes, to_add):
-    """The kernel refuses a next hop it cannot reach directly; find that before changing anything,
-    because ``ip -batch`` stops at the first failing line and would leave half the changes."""
-    wanted = set(to_add)
-    for index, route in enumerate(routes):
-        if route not in wanted or not route.via or ipaddress.ip_address(route.via).is_link_local:
-            continue
-        answer = host.route_get(route.via, route.family)
-        if answer is None or answer.get("type", "unicast") != "unicast" or answer.get("gateway"):
-            raise RouteError(f"routes[{index}].via: {route.via} is not on a directly connected network")
-        if route.dev and answer.get("dev") != route.dev:
-            raise RouteError(f"routes[{index}].via: {route.via} is reached through {answer.get('dev')}, "
-                             f"not through dev {route.dev}")
-
-
-def predict_devices(host, routes, to_add):
-    """The kernel fills in the device of a route given only ``via``: predict it the same way
-    (``ip route get VIA``), so that check mode reports what the real run will."""
-    wanted = set(to_add)
-    predicted = []
-    for route in routes:
-        if route in wanted and route.dev is None and route.via:
-            answer = host.route_get(route.via, route.family) or {}
-            route = route._replace(dev=answer.get("dev"))
-        predicted.append(route)
-    return predicted
-
-
-def diff_text(routes):
-    return "".join(f"{r.destination} via {r.via or '-'} dev {r.dev or '-'} metric {r.metric}\n"
-                   for r in sort_routes(routes))
-
-
-def run(module):
-    params = module.params
-    host = Host(module)
-    state = params["state"]
-    table = validate_table(params["table"])
-    protocol = validate_protocol(params["protocol"])
-    validate_metric(params["metric"], "metric")
-    desired = (validate_routes(params["routes"], params["metric"], require_next_hop=state != "absent")
-               if state != "gathered" else [])
-    if state in ("present", "exact"):
-        check_devices_exist(host, desired)
-
-    ours, foreign = read_table(host, table, protocol)
-    plan = plan_routes(desired, ours, foreign, state)
-    if state in ("present", "exact"):
-        check_next_hops_on_link(host, desired, plan.add)
-    commands = render_commands(plan, table, protocol)
-    changed = bool(commands)
-    after = predict_devices(host, plan.after, plan.add)
-    if changed and not module.check_mode:
-        try:
-            host.ip_batch(commands)
-        except HostError as exc:
-            problem = host.ip_undo(render_undo(plan, ours, table, protocol))
-            raise HostError(f"{exc}; " + (f"rolling back failed too: {problem}" if problem else
-                                          "the routes changed before it were rolled back")) from None
-        after = sort_routes(read_table(host, table, protocol)[0])
-
-    result = dict(changed=changed, routes=routes_as_dicts(after), added=routes_as_dicts(plan.add),
-                  removed=routes_as_dicts(plan.remove), commands=commands)
-    if module._diff:
-        result["diff"] = dict(before=diff_text(ours), after=diff_text(after))
-    return result
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        # Two runs against one host must not interleave their read-plan-apply.
-        with HostLock():
-            result = run(module)
-    except (RouteError, HostError) as exc:
+        result = run(module)
+    except (InputError, HostError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

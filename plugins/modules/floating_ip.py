@@ -164,108 +164,26 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netkit.egress.plugins.module_utils import _floating_ip as fip
-from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
+from ansible_collections.netkit.egress.plugins.module_utils._floating_ip.model import STATES
+from ansible_collections.netkit.egress.plugins.module_utils._floating_ip.run import run
+from ansible_collections.netkit.egress.plugins.module_utils._host import HostError
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
 ARGUMENT_SPEC = {
     "addresses": {"type": "list", "elements": "str", "default": []},
     "interface": {"type": "str"},
     "prefix_length": {"type": "int"},
-    "state": {"type": "str", "choices": list(fip.STATES), "default": "present"},
+    "state": {"type": "str", "choices": list(STATES), "default": "present"},
     "announce": {"type": "bool", "default": True},
     "state_file": {"type": "path", "default": "/etc/netkit-egress/floating_ips.json"},
 }
 
 
-def read_host(host, state_file):
-    ip_addr = host.ip_json("address", "show")
-    on_host = fip.host_addresses(ip_addr)
-    records = fip.parse_state(host.read_file(state_file), state_file)
-    return ip_addr, on_host, records
-
-
-def desired_addresses(params, addresses, on_host, held, link_names):
-    interface = fip.validate_interface(params["interface"])
-    if interface is not None and interface not in link_names:
-        raise fip.FloatingIPError(f"interface: {interface} does not exist on this host")
-    prefix_length = fip.validate_prefix_length(params["prefix_length"], addresses)
-    return [fip.resolve(index, address, on_host, held, interface, prefix_length)
-            for index, address in enumerate(addresses)]
-
-
-def announce(module, host, items, ip_addr):
-    macs = fip.link_macs(ip_addr)
-    announced = []
-    for item in items:
-        if item.interface not in macs:
-            continue
-        router = host.sysctl_get(f"net.ipv6.conf.{item.interface}.forwarding") == "1"
-        try:
-            host.send_frames(item.interface, fip.announcement_frames(item, macs[item.interface], router))
-            announced.append(str(item.address))
-        except HostError as exc:
-            module.warn(f"floating IP {item.address} was added but not announced: {exc}")
-    return announced
-
-
-def record_reality(host, state_file, candidates):
-    """After a failed apply: record exactly the candidates the host really has, nothing else."""
-    on_host = fip.host_addresses(host.ip_json("address", "show"))
-    host.write_file(state_file, fip.render_state(fip.owned(candidates, on_host)))
-
-
-def converge(module, host):
-    params = module.params
-    state = params["state"]
-    addresses = [] if state == "gathered" else fip.parse_addresses(params["addresses"])
-    ip_addr, on_host, records = read_host(host, params["state_file"])
-    held = fip.owned(records, on_host)
-    desired = []
-    if state in ("present", "exact"):
-        link_names = [link["ifname"] for link in ip_addr]
-        desired = desired_addresses(params, addresses, on_host, held, link_names)
-    to_remove, to_add = fip.plan(state, addresses, desired, held)
-    held_after = fip.after(held, to_remove, to_add)
-    commands = fip.batch_commands(to_remove, to_add)
-    # Records of addresses that vanished from the host are dropped, so a later hand-made address
-    # with the same value is never mistaken for ours.
-    state_changes = state != "gathered" and fip.sort_held(records) != fip.sort_held(held_after)
-    announced = []
-    if not module.check_mode and (commands or state_changes):
-        try:
-            host.ip_batch(commands)
-        except HostError as exc:
-            problem = host.ip_undo(fip.undo_commands(to_remove, to_add))
-            record_reality(host, params["state_file"], held + to_add)
-            raise HostError(f"{exc}; " + (f"rolling back failed too: {problem}" if problem else
-                                          "the addresses changed before it were rolled back")) from None
-        host.write_file(params["state_file"], fip.render_state(held_after))
-        if params["announce"]:
-            announced = announce(module, host, to_add, ip_addr)
-    result = {
-        "changed": bool(commands) or state_changes,
-        "added": [str(item.address) for item in to_add],
-        "removed": [str(item.address) for item in to_remove],
-        "announced": announced,
-        "commands": commands,
-        "addresses": [fip.as_dict(item) for item in held_after],
-    }
-    if module._diff:
-        # Mappings, because Ansible's diff display serialises mappings but not lists.
-        result["diff"] = {"before": {"addresses": [fip.as_dict(item) for item in fip.sort_held(held)]},
-                          "after": {"addresses": result["addresses"]}}
-    return result
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    host = Host(module)
     try:
-        with HostLock():
-            result = converge(module, host)
-    except fip.FloatingIPError as exc:
-        module.fail_json(msg=str(exc))
-    except HostError as exc:
+        result = run(module)
+    except (InputError, HostError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

@@ -243,8 +243,8 @@ sysctls:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netkit.egress.plugins.module_utils._host import HostError
-from ansible_collections.netkit.egress.plugins.module_utils._nat_model import NatConfigError
-from ansible_collections.netkit.egress.plugins.module_utils._nat_policy_run import run_nat_policy
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.run import run_nat_policy
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
 
 def argument_spec():
@@ -275,9 +275,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
         result = run_nat_policy(module)
-    except NatConfigError as exc:
-        module.fail_json(msg=str(exc))
-    except HostError as exc:
+    except (InputError, HostError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

@@ -5,14 +5,14 @@
 
 Holders come from the hosts: in VRRP mode the gateway whose keepalived is MASTER for the address and has it
 configured, otherwise the gateway whose floating_ip state holds it. The GKE-shaped report is
-``_egress_nat_plan.status_report`` fed with those holders.
+``_egress_nat.status.status_report`` fed with those holders.
 """
 
 from __future__ import annotations
 
 import time
 
-from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_plan as planner
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import status
 
 
 def vrrp_holders(vrrp_by_node):
@@ -59,13 +59,13 @@ def status_view(plan, held_by_floating_ip, vrrp_by_node, applied, failover):
         if holder != "unassigned":
             held[address] = holder
         ip_rows.append([address, holder, state, _since(last), backups])
-    report = planner.status_report(plan, held, applied)
+    report = status.status_report(plan, held, applied)
     report["failover"] = failover
     policy_rows = []
     for policy in report["egressNATPolicies"]:
-        status = policy["status"]
-        policy_rows.append([policy["metadata"]["name"], status["egressSourceIP"], status["gatewayNode"],
-                            status["state"], ",".join(status["selectedWorkloads"]) or "-"])
+        shown = policy["status"]
+        policy_rows.append([policy["metadata"]["name"], shown["egressSourceIP"], shown["gatewayNode"],
+                            shown["state"], ",".join(shown["selectedWorkloads"]) or "-"])
     lines = [f"FAILOVER: {failover}", ""]
     lines += table(["FLOATING IP", "HOLDER", "STATE", "SINCE", "OTHERS"], ip_rows)
     lines += [""] + table(["POLICY", "EGRESS IP", "GATEWAY NODE", "STATE", "SELECTED WORKLOADS"], policy_rows)

@@ -11,9 +11,8 @@ the balanced way the allocation already guarantees.
 
 from __future__ import annotations
 
-import ipaddress
-
-from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_nat_inventory as inventory
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, family_of
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import allocation
 
 TOP_PRIORITY = 200
 PRIORITY_STEP = 10
@@ -26,30 +25,30 @@ def ranked_nodes(floating_ips, gateway_hosts):
     nodes = list(gateway_hosts)
     cache = {}
 
-    def allocation(excluded):
+    def allocated(excluded):
         key = frozenset(excluded)
         if key not in cache:
-            cache[key] = inventory.allocate_floating_ips(floating_ips, nodes, {}, sorted(excluded))
+            cache[key] = allocation.allocate(floating_ips, nodes, {}, sorted(excluded))
         return cache[key]
 
     ranking = {}
     for address in floating_ips:
         order, excluded = [], set()
         while len(order) < len(nodes):
-            holder = allocation(excluded)[address]
+            holder = allocated(excluded)[address]
             order.append(holder)
             excluded.add(holder)
         ranking[address] = order
     return ranking
 
 
-def vrrp_instances(groups, gateway_hosts):
-    """Gateway node -> [{address, vrid, priority}] for every IPv4 floating IP of the groups."""
-    floating_ips = [address for address in inventory.floating_ip_order(groups)
-                    if ipaddress.ip_address(address).version == 4]
+def vrrp_instances(plan, gateway_hosts):
+    """Gateway node -> [{address, vrid, priority}] for every IPv4 floating IP of the plan, in the plan's order
+    of floating IPs (kube-system/default's list first)."""
+    floating_ips = [address for address in plan["allocation"] if family_of(address) == "ipv4"]
     if len(floating_ips) > MAX_VRID:
-        raise inventory.InventoryError(f"network_gateway_groups: {len(floating_ips)} floating IPs, VRRP has "
-                                       f"{MAX_VRID} virtual router ids")
+        raise InputError("network_gateway_groups", problem=f"{len(floating_ips)} IPv4 floating IPs, VRRP has "
+                                                            f"{MAX_VRID} virtual router ids")
     instances = {node: [] for node in gateway_hosts}
     if not gateway_hosts:
         return instances

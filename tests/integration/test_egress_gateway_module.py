@@ -301,3 +301,36 @@ def test_persist_restores_after_reboot(lab, tmp_path, backend):
     assert removed["absent"]["changed"] is True
     for path in expected:
         assert not os.path.exists(path.replace("/etc/netkit-egress", etc)), path
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_excluded_ranges_are_neither_forwarded_nor_masqueraded(lab, tmp_path, backend):
+    """The office range minus an excluded part: a server in the range sees the gateway's address (NAT), a
+    server in the excluded part sees the member's own address (our rules left it alone, the host's
+    forwarding carried it and the server has a return route), in both families. gathered reports the
+    remaining ranges and is a no-op as input again."""
+    build(lab)
+    give_servers_return_routes(lab)
+    # srv1 answers at 192.0.2.10 and 2001:db8:1::10 (kept) and at two addresses in the excluded parts.
+    excluded4, excluded6 = "192.0.2.200", "2001:db8:1:0:8000::10"
+    lab.addr("srv1", "eth0", excluded4 + "/24")
+    lab.addr("srv1", "eth0", excluded6 + "/64")
+    args = {"network_interface": "nm0", "backend": backend, "iptables_variant": "legacy",
+            "ranges": ["192.0.2.0/24", "2001:db8:1::/64"],
+            "excluded_ranges": ["192.0.2.128/25", "2001:db8:1:0:8000::/65"]}
+    results = run_tasks(lab, tmp_path, [("apply", args, None), ("again", args, None),
+                                        ("gather", {"state": "gathered"}, None)])
+    assert results["apply"]["changed"] is True and results["apply"]["backend"] == backend
+    assert results["apply"]["excluded_ranges"] == ["192.0.2.128/25", "2001:db8:1:0:8000::/65"]
+    assert results["again"]["changed"] is False, results["again"]["commands"]
+    gathered = results["gather"]["gathered"]
+    assert gathered["ranges"] == ["192.0.2.0/25", "2001:db8:1::/65"] and gathered["excluded_ranges"] == []
+
+    assert lab.whoami("m1", SRV1, PORT) == GW_UP1
+    assert lab.whoami("m1", SRV1_V6, PORT) == GW_UP1_V6
+    assert lab.whoami("m1", excluded4, PORT) == M1
+    assert lab.whoami("m1", excluded6, PORT) == M1_V6
+
+    replay = run_tasks(lab, tmp_path, [("replay", dict(gathered, iptables_variant="legacy"), None)])["replay"]
+    assert replay["changed"] is False, replay["commands"]
+    assert lab.whoami("m1", excluded4, PORT) == M1 and lab.whoami("m1", SRV1, PORT) == GW_UP1

@@ -137,3 +137,34 @@ def test_inventory_changes_remove_exactly_the_routes_that_went_away(mesh, tmp_pa
     assert mesh.whoami("m1", SERVER4) is None
     assert mesh.whoami("m1", LAN2_SERVER) == "203.0.113.1", "the other gateway keeps working"
     assert FOREIGN_ROUTE.replace(" proto static", "") in mesh.sh("m1", "ip route show proto static").stdout
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_excluded_ranges_are_neither_routed_nor_forwarded(mesh, tmp_path, backend):
+    """gw serves the office minus an excluded part of each family: the members' routes cover exactly the
+    rest (CIDR subtraction), they reach a server there through the gateway's NAT, and not a server in the
+    excluded part."""
+    excluded4, excluded6 = "192.168.50.200", "2001:db8:50:0:8000::10"
+    mesh.addr("srv", "eth0", excluded4 + "/24")
+    mesh.addr("srv", "eth0", excluded6 + "/64")
+    spec = inventory(mesh, gw_ranges=(OFFICE4, OFFICE6))
+    spec["all"]["children"]["egress_gateways"]["hosts"]["gw"].update(
+        egress_gateway_excluded_ranges=["192.168.50.128/25", "2001:db8:50:0:8000::/65"],
+        egress_gateway_backend=backend, egress_gateway_iptables_variant="legacy")
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    for run in ("converge", "again"):
+        rc, text = mesh_lab.netlab.ansible_playbook(mesh_lab.PLAYBOOK, str(path), json_output=False)
+        assert rc == 0, text
+        if run == "again":
+            assert changed(mesh_lab.playbook_recap(text)) == {}, "the second run must change nothing"
+
+    assert our_routes(mesh, "m1") == sorted([
+        f"192.168.50.0/25 via {GW4} dev nm0 metric 100", f"{LAN2} via {GW2_4} dev nm0 metric 100",
+        f"2001:db8:50::/65 via {GW6} dev nm0 metric 100 pref medium"])
+    assert "NETKIT" in mesh.sh("gw", "iptables-legacy-save").stdout if backend == "iptables" else \
+        "netkit_egress" in mesh.sh("gw", "nft list tables").stdout
+    assert mesh.whoami("m1", SERVER4) == "192.168.50.1"
+    assert mesh.whoami("m1", SERVER6) == "2001:db8:50::1"
+    assert mesh.whoami("m1", excluded4, timeout=1.0) is None
+    assert mesh.whoami("m1", excluded6, timeout=1.0) is None

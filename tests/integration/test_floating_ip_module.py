@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
-import yaml
 
-import netlab
+import module_play
+from module_play import write_inventory
+
+Play = partial(module_play.Play, module="netkit.egress.floating_ip")
 
 FLOATING_V4 = "192.168.1.100"
 FLOATING_V6 = "2001:db8:1::100"
@@ -29,48 +32,6 @@ def segment(lab):
         lab.addr(host, "eth0", f"192.168.1.{suffix}/24")
         lab.addr(host, "eth0", f"2001:db8:1::{suffix}/64")
     return lab
-
-
-def write_inventory(lab, tmp_path, hosts=("gw1", "gw2")):
-    inventory = {"all": {"vars": {"ansible_connection": "netkit.egress.netns",
-                                  "ansible_python_interpreter": "/usr/bin/python3"},
-                         "hosts": {host: {"ansible_host": lab.ns(host)} for host in hosts}}}
-    path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump(inventory))
-    return str(path)
-
-
-class Play:
-    """One play of floating_ip tasks; every task's registered result is collected per host into a JSON
-    file by a last task (read back independent of the stdout callback)."""
-
-    def __init__(self, tmp_path, name, hosts="all"):
-        self.tmp_path, self.name, self.hosts = tmp_path, name, hosts
-        self.tasks = []
-
-    def task(self, name, when=None, ignore_errors=False, **params):
-        task = {"name": name, "netkit.egress.floating_ip": params, "register": f"r{len(self.tasks)}"}
-        if when:
-            task["when"] = when
-        if ignore_errors:
-            task["ignore_errors"] = True
-        self.tasks.append(task)
-        return self
-
-    def run(self, inventory, check=False, diff=False):
-        results_dir = self.tmp_path / f"{self.name}-results"
-        results_dir.mkdir(exist_ok=True)
-        collected = "{{ {" + ", ".join(f"{task['name']!r}: {task['register']}" for task in self.tasks) + \
-            "} | to_json }}"
-        collect = {"name": "collect", "ansible.builtin.copy": {
-            "content": collected, "dest": f"{results_dir}/{{{{ inventory_hostname }}}}.json"},
-            "check_mode": False, "diff": False}
-        playbook = self.tmp_path / f"{self.name}.yml"
-        playbook.write_text(yaml.safe_dump(
-            [{"hosts": self.hosts, "gather_facts": False, "tasks": self.tasks + [collect]}], sort_keys=False))
-        rc, text = netlab.ansible_playbook(str(playbook), inventory, check=check, diff=diff, json_output=False)
-        assert rc == 0, text[-6000:]
-        return {path.stem: json.loads(path.read_text()) for path in results_dir.glob("*.json")}
 
 
 def addresses_on(lab, host, ifname="eth0"):
@@ -195,5 +156,34 @@ def test_ownership_check_mode_and_bad_input(segment, tmp_path):
     for name, (_params, message) in bad_inputs.items():
         assert results[name].get("failed"), (name, results[name])
         assert message in results[name]["msg"], (name, results[name]["msg"])
+    assert lab.snapshot("gw1") == before
+    assert lab.sh("gw1", f"cat {STATE_FILE}").stdout == state_before
+
+
+def test_gathered_output_is_valid_input_and_a_no_op(segment, tmp_path):
+    """Round trip: every gathered address, given back with its interface and prefix length, changes
+    nothing (also one held with a prefix length other than its subnet's)."""
+    lab = segment
+    inventory = write_inventory(lab, tmp_path, hosts=("gw1",))
+    held = (Play(tmp_path, "hold")
+            .task("hold", addresses=[FLOATING_V4, FLOATING_V6], state="exact")
+            .task("hold a host route", addresses=["192.168.1.101"], prefix_length=32)
+            .task("gathered", state="gathered")
+            .run(inventory))["gw1"]
+    gathered = held["gathered"]["addresses"]
+    assert gathered == [{"address": FLOATING_V4, "interface": "eth0", "prefix_length": 24},
+                        {"address": "192.168.1.101", "interface": "eth0", "prefix_length": 32},
+                        {"address": FLOATING_V6, "interface": "eth0", "prefix_length": 64}]
+    before = lab.snapshot("gw1")
+    state_before = lab.sh("gw1", f"cat {STATE_FILE}").stdout
+
+    again = Play(tmp_path, "again")
+    again.task("each gathered address", loop=gathered, addresses=["{{ item.address }}"],
+               interface="{{ item.interface }}", prefix_length="{{ item.prefix_length }}")
+    results = again.run(inventory)["gw1"]
+    each = results["each gathered address"]["results"]
+    assert [result["changed"] for result in each] == [False, False, False], each
+    assert all(result["commands"] == [] and result["added"] == [] and result["removed"] == [] for result in each)
+    assert [result["addresses"] for result in each] == [gathered] * 3
     assert lab.snapshot("gw1") == before
     assert lab.sh("gw1", f"cat {STATE_FILE}").stdout == state_before

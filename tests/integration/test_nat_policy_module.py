@@ -269,6 +269,14 @@ def test_lifecycle_gathered_deleted_and_invalid_input(lab, tmp_path):
         files, {"nat_config": gathered, "nat_state": "overridden", "nat_return_routes": []}, limit="node1")
     assert rc == 0, output
     assert results["node1"]["changed"] is False, results["node1"]
+    # The same on a gateway: its gathered policies and return routes are valid input and change nothing.
+    rc, results, output = converge(files, [], state="gathered", limit="gw1")
+    assert rc == 0, output
+    assert [policy["name"] for policy in results["gw1"]["gathered"]] == ["db-clients", "db-clients-v6"]
+    rc, results, output = converge(files, results["gw1"]["gathered"],
+                                   return_routes=results["gw1"]["return_routes"], limit="gw1")
+    assert rc == 0, output
+    assert results["gw1"]["changed"] is False, results["gw1"]
 
     rc, results, output = converge(files, [], state="deleted")
     assert rc == 0, output
@@ -311,3 +319,30 @@ def write_inventory_single(lab, tmp_path):
 
 
 pytestmark = pytest.mark.slow
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "fixtures", "nat_policy")
+
+
+def without_handles(objects):
+    """nft -j objects without what differs from one load to the next (handles, the version banner)."""
+    kept = []
+    for entry in objects:
+        if "metainfo" in entry:
+            continue
+        (kind, body), = entry.items()
+        kept.append({kind: {key: value for key, value in body.items() if key != "handle"}})
+    return kept
+
+
+@pytest.mark.parametrize("role", ["source", "gateway"])
+def test_unit_fixtures_are_what_the_kernel_lists(lab, role):
+    """The golden render of the unit tests, loaded into a real kernel, lists as the JSON fixture the read
+    tests parse: the fixtures cannot drift from what nft really prints."""
+    lab.add_host("gw1")
+    with open(os.path.join(FIXTURES, f"{role}_table.nft"), encoding="utf-8") as handle:
+        lab.exec("gw1", ["nft", "-f", "-"], data=handle.read())
+    listed = json.loads(lab.exec("gw1", ["nft", "-j", "list", "table", "inet", "netkit_egress_nat"]).stdout)
+    with open(os.path.join(FIXTURES, f"{role}_table.json"), encoding="utf-8") as handle:
+        fixture = json.load(handle)
+    assert without_handles(listed["nftables"]) == without_handles(fixture["nftables"])

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: netkit.egress contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""_route_lookup answers exactly as the kernel's ``ip route get`` wherever it answers at all.
+"""_egress_gateway.route_lookup answers exactly as the kernel's ``ip route get`` wherever it answers at all.
 
 A namespace gets an awkward routing setup (metrics, a more specific route, host routes, blackhole /
 unreachable / prohibit, multipath, throw into the default table, equal-metric duplicates, local and
@@ -12,7 +12,7 @@ import ipaddress
 import json
 import random
 
-from ansible_collections.netkit.egress.plugins.module_utils._route_lookup import UNKNOWN, RouteLookup
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import UNKNOWN, RouteLookup
 
 V4_SETUP = [
     "ip route add default via 192.0.2.254",

@@ -53,16 +53,13 @@ def test_every_plugin_has_examples_and_true_attributes(collection_copy, plugin_t
             short_name = name.split(".")[-1]
             with open(os.path.join(collection, "plugins", "modules", short_name + ".py"), encoding="utf-8") as handle:
                 source = handle.read()
-            # A thin shell's work lives in module_utils/_<module>_run.py: the promise is kept by the two together.
-            run_path = os.path.join(collection, "plugins", "module_utils", f"_{short_name}_run.py")
-            if os.path.exists(run_path):
-                with open(run_path, encoding="utf-8") as handle:
-                    source += handle.read()
-            # ... or in its folder module_utils/_<module>/run.py.
-            folder_run_path = os.path.join(collection, "plugins", "module_utils", f"_{short_name}", "run.py")
-            if os.path.exists(folder_run_path):
-                with open(folder_run_path, encoding="utf-8") as handle:
-                    source += handle.read()
+            # A thin shell's work lives in module_utils/_<module>/run.py (or the older _<module>_run.py):
+            # the promise is kept by the two together.
+            for run_path in (os.path.join(collection, "plugins", "module_utils", f"_{short_name}", "run.py"),
+                             os.path.join(collection, "plugins", "module_utils", f"_{short_name}_run.py")):
+                if os.path.exists(run_path):
+                    with open(run_path, encoding="utf-8") as handle:
+                        source += handle.read()
             check_mode = attributes["check_mode"]["support"]
             diff_mode = attributes["diff_mode"]["support"]
             # What the documentation promises is what the code does.

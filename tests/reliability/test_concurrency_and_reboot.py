@@ -24,7 +24,7 @@ import pytest
 import harness
 from scenarios import SCENARIOS, egress_gateway_args
 
-from ansible_collections.netkit.egress.plugins.module_utils import _persist as persist
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import persist
 
 HOLD_SECONDS = 1.5
 LOCK_HOLDER = """

@@ -95,7 +95,7 @@ def replace_gateway(lab):
 def announce(interface, addresses):
     """Send a gratuitous ARP / unsolicited neighbour advertisement for each address out of ``interface``
     (of the current namespace), with the frames the collection's floating_ip module sends."""
-    path = os.path.join(REPO_ROOT, "plugins", "module_utils", "_floating_ip.py")
+    path = os.path.join(REPO_ROOT, "plugins", "module_utils", "_floating_ip", "announce.py")
     spec = importlib.util.spec_from_file_location("netkit_floating_ip_frames", path)
     frames_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(frames_module)
@@ -104,8 +104,8 @@ def announce(interface, addresses):
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw_socket:
         raw_socket.bind((interface, 0))
         for text in addresses:
-            address = ipaddress.ip_address(text)
-            frames = (frames_module.gratuitous_arp_frames(mac, address) if address.version == 4
+            address = str(ipaddress.ip_address(text))
+            frames = (frames_module.gratuitous_arp_frames(mac, address) if ":" not in address
                       else frames_module.unsolicited_na_frames(mac, address, router=True))
             for frame in frames:
                 raw_socket.send(frame)

@@ -153,9 +153,9 @@ def test_fence_after_a_stop_faults_keepalived_and_lifts_only_once_it_left_master
 
 
 def test_priorities_follow_the_allocation_and_the_next_holder():
-    groups = [{"name": "default", "namespace": "kube-system",
-               "floating_ips": ["192.168.1.100", "192.168.1.101", "192.168.1.102"]}]
-    two = _vrrp_plan.vrrp_instances(groups, ["gw1", "gw2"])
+    plan = {"allocation": {"192.168.1.100": "gw2", "192.168.1.101": "gw2", "2001:db8::5": "gw1",
+                           "192.168.1.102": "gw1"}}
+    two = _vrrp_plan.vrrp_instances(plan, ["gw1", "gw2"])
     assert [(item["address"], item["vrid"], item["priority"]) for item in two["gw1"]] == [
         ("192.168.1.100", 1, 200), ("192.168.1.101", 2, 190), ("192.168.1.102", 3, 200)]
     assert [item["priority"] for item in two["gw2"]] == [190, 200, 190]

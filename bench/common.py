@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every benchmark figure needs (bench.py and fleet_nat.py import this file, never each other): the
+lab on the import path, statistics of repeated runs, files in the bench's scratch directory, timed
+ansible-playbook runs."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+LAB_DIR = os.path.join(REPO, "lab")
+if LAB_DIR not in sys.path:
+    sys.path.insert(0, LAB_DIR)
+
+import netlab  # noqa: E402
+
+
+def summary(values):
+    values = [value for value in values if value is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def write_yaml(bench, name, data):
+    import yaml
+
+    path = os.path.join(bench.tmp, name)
+    with open(path, "w") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    return path
+
+
+def playbook_seconds(playbook, inventory, forks=10, extra_env=None):
+    env = netlab.ansible_env(dict({"ANSIBLE_FORKS": str(forks), "ANSIBLE_PIPELINING": "True"}, **(extra_env or {})))
+    start = time.perf_counter()
+    proc = subprocess.run([netlab.ansible_bin("ansible-playbook"), "-i", inventory, playbook], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=1800, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"ansible-playbook {playbook} failed: {(proc.stdout + proc.stderr)[-2000:]}")
+    return elapsed, proc.stdout

@@ -1,0 +1,340 @@
+# -*- coding: utf-8 -*-
+# Copyright: netkit.egress contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nftables backend of the egress gateway (pure): render the table, read it back, compare canonically.
+
+The table ``inet netkit_egress`` is ours alone. Desired and current state are both turned into the same
+canonical text (sets with merged, sorted elements; chains with their rules in ``nft list`` syntax, no
+handles, no counters), so that messy input (``10.1.2.3/8``, overlaps, upper case IPv6) still compares
+equal to what the kernel reports. ``NftablesBackend`` is this file behind the interface that ``run`` uses
+for both backends.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.netkit.egress.plugins.module_utils import _nft_table
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import gathered_params
+from ansible_collections.netkit.egress.plugins.module_utils._net import (
+    BITS, address_value, cidr_text, cidrs_of_interval, collapse)
+from ansible_collections.netkit.egress.plugins.module_utils._transaction import Transaction
+
+TABLE_FAMILY = "inet"
+TABLE_NAME = "netkit_egress"
+TABLE = f"{TABLE_FAMILY} {TABLE_NAME}"
+SET_TYPES = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
+PROTOCOLS = {"ipv4": "ip", "ipv6": "ip6"}
+FAMILY_OF_PROTOCOL = {"ip": "ipv4", "ip6": "ipv6"}
+SUFFIX = {"ipv4": "4", "ipv6": "6"}
+BASE_CHAINS = {
+    # name: (type, hook, numeric priority, priority keyword as nft prints it)
+    "forward": ("filter", "forward", 0, "filter"),
+    "postrouting": ("nat", "postrouting", 100, "srcnat"),
+}
+NETWORK_COMMENT_PREFIX = "network "
+
+
+# ---- desired state --------------------------------------------------------------------------
+def _set_name(kind, index, family):
+    return f"netkit_p{index}_{kind}{SUFFIX[family]}"
+
+
+def _union_set_name(family):
+    return f"netkit_all{SUFFIX[family]}"
+
+
+def desired_sets(plan):
+    """set name -> (family, tuple of elements)."""
+    sets = {}
+    for family in plan.families:
+        if plan.segmented:
+            sets[_union_set_name(family)] = (family, plan.union[family])
+    for index, path in enumerate(plan.paths):
+        sets[_set_name("dst", index, path.family)] = (path.family, path.destinations)
+        if path.network is not None:
+            sets[_set_name("src", index, path.family)] = (path.family, path.sources)
+    return sets
+
+
+def _comment(path):
+    return f' comment "{NETWORK_COMMENT_PREFIX}{path.network}"' if path.network else ""
+
+
+def _path_matches(plan, index, path):
+    proto = PROTOCOLS[path.family]
+    terms = [f'iifname "{plan.network_interface}"', f'oifname "{path.interface}"']
+    if path.network is not None:
+        terms.append(f"{proto} saddr @{_set_name('src', index, path.family)}")
+    terms.append(f"{proto} daddr @{_set_name('dst', index, path.family)}")
+    return " ".join(terms)
+
+
+def _reverse_matches(plan, index, path, with_iif):
+    proto = PROTOCOLS[path.family]
+    terms = [f'iifname "{path.interface}"'] if with_iif else []
+    terms += [f'oifname "{plan.network_interface}"',
+              f"{proto} saddr @{_set_name('dst', index, path.family)}",
+              f"{proto} daddr @{_set_name('src', index, path.family)}"]
+    return " ".join(terms)
+
+
+def desired_rules(plan):
+    """chain name -> list of rules in ``nft list`` syntax (the same text the canonical reader produces)."""
+    verdict = "accept" if plan.forward_accept else "return"
+    nif = plan.network_interface
+    forward, postrouting = [], []
+    if plan.paths and plan.forward_accept:
+        forward.append(f'oifname "{nif}" ct state established,related accept')
+    if plan.reverse_nat and plan.segmented and plan.paths:
+        # Replies of connections that range hosts opened to members must pass the segmentation drop.
+        forward.append(f'iifname "{nif}" ct state established,related {verdict}')
+    for index, path in enumerate(plan.paths):
+        forward.append(f"{_path_matches(plan, index, path)} {verdict}{_comment(path)}")
+    if plan.reverse_nat and plan.forward_accept:
+        for index, path in enumerate(plan.paths):
+            if path.network is not None:
+                forward.append(f"{_reverse_matches(plan, index, path, True)} accept{_comment(path)}")
+    if plan.segmented:
+        for family in plan.families:
+            forward.append(f'iifname "{nif}" {PROTOCOLS[family]} daddr @{_union_set_name(family)} drop')
+    if plan.nat:
+        for index, path in enumerate(plan.paths):
+            postrouting.append(f"{_path_matches(plan, index, path)} masquerade{_comment(path)}")
+    if plan.reverse_nat:
+        for index, path in enumerate(plan.paths):
+            if path.network is not None:
+                postrouting.append(f"{_reverse_matches(plan, index, path, False)} masquerade{_comment(path)}")
+    return {"forward": forward, "postrouting": postrouting}
+
+
+def _elements_text(elements):
+    return "{ " + ", ".join(elements) + " }"
+
+
+def render_script(plan):
+    """The whole table as one atomic ``nft -f`` transaction (create-if-missing, delete, recreate)."""
+    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
+    for name, (family, elements) in desired_sets(plan).items():
+        lines += [f"\tset {name} {{", f"\t\ttype {SET_TYPES[family]}", "\t\tflags interval", "\t\tauto-merge"]
+        if elements:
+            lines.append(f"\t\telements = {_elements_text(elements)}")
+        lines.append("\t}")
+    for chain, rules in desired_rules(plan).items():
+        chain_type, hook, _prio, prio_name = BASE_CHAINS[chain]
+        lines += [f"\tchain {chain} {{",
+                  f"\t\ttype {chain_type} hook {hook} priority {prio_name}; policy accept;"]
+        lines += [f"\t\t{rule}" for rule in rules]
+        lines.append("\t}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_delete_script():
+    return _nft_table.delete_script(TABLE_FAMILY, TABLE_NAME)
+
+
+def desired_canonical(plan):
+    sets = {name: (SET_TYPES[family], ("interval",), tuple(elements))
+            for name, (family, elements) in desired_sets(plan).items()}
+    chains = {name: (BASE_CHAINS[name][0], BASE_CHAINS[name][1], BASE_CHAINS[name][2], "accept", tuple(rules))
+              for name, rules in desired_rules(plan).items()}
+    return _canonical_text(sets, chains)
+
+
+def _canonical_text(sets, chains):
+    lines = [f"table {TABLE}"]
+    for name in sorted(sets):
+        set_type, flags, elements = sets[name]
+        lines.append(f"set {name} type {set_type} flags {','.join(flags)} elements {_elements_text(elements)}")
+    for name in sorted(chains):
+        chain_type, hook, prio, policy, rules = chains[name]
+        lines.append(f"chain {name} type {chain_type} hook {hook} priority {prio} policy {policy}")
+        lines += [f"  {rule}" for rule in rules]
+    return "\n".join(lines) + "\n"
+
+
+# ---- current state (nft -j) -----------------------------------------------------------------
+def _element_texts(element):
+    """One JSON set element -> CIDR texts (a prefix, a single address or a range of addresses)."""
+    if isinstance(element, dict) and "elem" in element:
+        return _element_texts(element["elem"].get("val"))
+    if isinstance(element, str):
+        return [element]
+    if isinstance(element, dict) and "prefix" in element:
+        return [f"{element['prefix']['addr']}/{element['prefix']['len']}"]
+    if isinstance(element, dict) and "range" in element:
+        (family, low), (_family, high) = (address_value(value) for value in element["range"])
+        return [cidr_text(family, first, prefix) for first, prefix in cidrs_of_interval(low, high, BITS[family])]
+    raise ValueError(f"unexpected set element {element!r}")
+
+
+def set_elements(set_json):
+    networks = [text for element in set_json.get("elem", []) for text in _element_texts(element)]
+    return collapse(networks) if networks else ()
+
+
+def _left_text(left):
+    if isinstance(left, dict) and "meta" in left:
+        return left["meta"]["key"]
+    if isinstance(left, dict) and "payload" in left:
+        return f"{left['payload']['protocol']} {left['payload']['field']}"
+    if isinstance(left, dict) and "ct" in left:
+        return f"ct {left['ct']['key']}"
+    return json.dumps(left, sort_keys=True)
+
+
+def _right_text(left, right):
+    if isinstance(right, str):
+        if isinstance(left, dict) and "meta" in left and left["meta"]["key"] in ("iifname", "oifname"):
+            return f'"{right}"'
+        return right
+    if isinstance(right, dict) and "prefix" in right:
+        return f"{right['prefix']['addr']}/{right['prefix']['len']}"
+    if isinstance(right, list) and all(isinstance(item, str) for item in right):
+        return ",".join(right)
+    return json.dumps(right, sort_keys=True)
+
+
+def _expr_text(expr):
+    if "match" in expr:
+        match = expr["match"]
+        op = "" if match["op"] in ("==", "in") else f"{match['op']} "
+        return f"{_left_text(match['left'])} {op}{_right_text(match['left'], match['right'])}"
+    if len(expr) == 1:
+        (key, value), = expr.items()
+        if value is None:
+            return key
+    # Anything we never render: keep it verbatim so that it differs from the desired state.
+    return json.dumps(expr, sort_keys=True)
+
+
+def rule_text(rule_json):
+    text = " ".join(_expr_text(expr) for expr in rule_json.get("expr", []))
+    if rule_json.get("comment") is not None:
+        text += f' comment "{rule_json["comment"]}"'
+    return text
+
+
+def _objects(table_json, kind):
+    return [item[kind] for item in table_json or [] if kind in item]
+
+
+def current_canonical(table_json):
+    """Canonical text of the table as the kernel holds it, or None when the table does not exist."""
+    if table_json is None:
+        return None
+    sets = {s["name"]: (s.get("type"), tuple(sorted(s.get("flags", []))), set_elements(s))
+            for s in _objects(table_json, "set")}
+    chains = {}
+    for chain in _objects(table_json, "chain"):
+        rules = tuple(rule_text(rule) for rule in _objects(table_json, "rule") if rule["chain"] == chain["name"])
+        chains[chain["name"]] = (chain.get("type"), chain.get("hook"), chain.get("prio"), chain.get("policy"),
+                                 rules)
+    return _canonical_text(sets, chains)
+
+
+# ---- gathered (round trip back to module parameters) ---------------------------------------
+def _rule_terms(rule_json):
+    """[(left text, right value)] for matches, plus ('verdict', name)."""
+    terms = []
+    for expr in rule_json.get("expr", []):
+        if "match" in expr:
+            terms.append((_left_text(expr["match"]["left"]), expr["match"]["right"]))
+        elif len(expr) == 1 and next(iter(expr.values())) is None:
+            terms.append(("verdict", next(iter(expr))))
+    return dict(terms)
+
+
+def _address_terms(terms, field):
+    for proto, family in FAMILY_OF_PROTOCOL.items():
+        value = terms.get(f"{proto} {field}")
+        if isinstance(value, str) and value.startswith("@"):
+            return family, value[1:]
+    return None, None
+
+
+def gather(table_json):
+    """Our table -> module parameters that would recreate it (plus the outbound interface per range)."""
+    if table_json is None:
+        return None
+    sets = {s["name"]: set_elements(s) for s in _objects(table_json, "set")}
+    rules = _objects(table_json, "rule")
+    network_interface, forward_accept, nat, reverse_nat = None, True, False, False
+    networks, plain_ranges, interfaces, union = {}, [], {}, []
+    for rule in rules:
+        terms = _rule_terms(rule)
+        family, dst_set = _address_terms(terms, "daddr")
+        _src_family, src_set = _address_terms(terms, "saddr")
+        comment = rule.get("comment") or ""
+        network = comment[len(NETWORK_COMMENT_PREFIX):] if comment.startswith(NETWORK_COMMENT_PREFIX) else None
+        verdict = terms.get("verdict")
+        if rule["chain"] == "forward" and dst_set and dst_set.startswith("netkit_all"):
+            network_interface = terms.get("iifname", network_interface)
+            union += sets.get(dst_set, ())
+        elif rule["chain"] == "forward" and dst_set and "_dst" in dst_set and verdict in ("accept", "return"):
+            network_interface = terms.get("iifname", network_interface)
+            forward_accept = verdict == "accept"
+            for cidr in sets.get(dst_set, ()):
+                interfaces[cidr] = terms.get("oifname")
+            if network is None:
+                plain_ranges += sets.get(dst_set, ())
+            else:
+                entry = networks.setdefault(network, {"name": network, "cidr": [], "ranges": []})
+                entry["cidr"] += [c for c in sets.get(src_set, ()) if c not in entry["cidr"]]
+                entry["ranges"] += [c for c in sets.get(dst_set, ()) if c not in entry["ranges"]]
+        elif rule["chain"] == "postrouting" and verdict == "masquerade":
+            if "iifname" in terms:
+                nat = True
+            else:
+                reverse_nat = True
+    return gathered_params("nftables", plain_ranges, union, networks, interfaces, nat=nat,
+                           network_interface=network_interface, reverse_nat=reverse_nat,
+                           forward_accept=forward_accept)
+
+
+# ---- the backend interface ------------------------------------------------------------------
+class NftablesBackend:
+    """Our nftables table, from the host state ``run.read_firewall`` read once."""
+    name = "nftables"
+    variant = None
+
+    def __init__(self, firewall, variant=None):
+        self.table_json = firewall["nft_table"]
+
+    def current(self):
+        """{label: canonical text} of what we own now."""
+        canonical = current_canonical(self.table_json)
+        return {} if canonical is None else {"nftables": canonical}
+
+    @staticmethod
+    def render_offline(plan):
+        """The ``rendered`` result without reading the host."""
+        return render_script(plan)
+
+    def render(self, plan, current):
+        """(desired {label: canonical}, rendered, boot rules, transactions) to go from ``current`` to ``plan``."""
+        script = render_script(plan)
+        desired = {"nftables": desired_canonical(plan)}
+        transactions = [] if current.get("nftables") == desired["nftables"] else [self._transaction(script)]
+        return desired, script, script, transactions
+
+    def removals(self, keep):
+        """Transactions that remove what we own here unless its label is in ``keep``."""
+        if self.table_json is None or "nftables" in keep:
+            return []
+        return [self._transaction(render_delete_script())]
+
+    def gather(self):
+        return gather(self.table_json)
+
+    @staticmethod
+    def ipset_names(plan):
+        """The ipset sets this backend's rules name (none)."""
+        return ()
+
+    @staticmethod
+    def _transaction(script):
+        # The table is read for the undo only when a later transaction could fail: at 10,000 ranges the
+        # read costs as much as the apply itself.
+        return Transaction("nftables", "nft", script, snapshot=_nft_table.snapshot(TABLE_FAMILY, TABLE_NAME))

@@ -1,0 +1,274 @@
+"""Golden renders for nftables and iptables, and canonical comparison of what the kernel reports."""
+
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import iptables as ipt
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import ipset
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import nftables as nft
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.model import validate
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import build_plan
+
+SEGMENTED = {"network_interface": "nm0", "nat": True, "reverse_nat": True,
+             "networks": [{"name": "a", "cidr": ["100.64.1.0/24", "fd00:1::/64"],
+                           "ranges": ["192.0.2.0/24", "2001:db8::/32"]},
+                          {"name": "b", "cidr": "100.64.2.0/24", "ranges": ["198.51.100.0/24"]}]}
+
+
+def plan_for(params, interface="up1"):
+    config = validate(params)
+    return build_plan(config, {cidr: interface for cidr in config.ranges})
+
+
+def test_nft_golden_simple():
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.1.2.3/8", "10.0.0.0/16"]})
+    assert nft.render_script(plan) == (
+        "table inet netkit_egress {}\n"
+        "delete table inet netkit_egress\n"
+        "table inet netkit_egress {\n"
+        "\tset netkit_p0_dst4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n"
+        "\t\telements = { 10.0.0.0/8 }\n\t}\n"
+        "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+        '\t\toifname "nm0" ct state established,related accept\n'
+        '\t\tiifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4 accept\n\t}\n'
+        "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+        '\t\tiifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4 masquerade\n\t}\n'
+        "}\n")
+
+
+def test_nft_segmented_rules():
+    rules = nft.desired_rules(plan_for(SEGMENTED))
+    assert rules["forward"] == [
+        'oifname "nm0" ct state established,related accept',
+        'iifname "nm0" ct state established,related accept',
+        'iifname "nm0" oifname "up1" ip saddr @netkit_p0_src4 ip daddr @netkit_p0_dst4 accept comment "network a"',
+        'iifname "nm0" oifname "up1" ip6 saddr @netkit_p1_src6 ip6 daddr @netkit_p1_dst6 accept comment "network a"',
+        'iifname "nm0" oifname "up1" ip saddr @netkit_p2_src4 ip daddr @netkit_p2_dst4 accept comment "network b"',
+        'iifname "up1" oifname "nm0" ip saddr @netkit_p0_dst4 ip daddr @netkit_p0_src4 accept comment "network a"',
+        'iifname "up1" oifname "nm0" ip6 saddr @netkit_p1_dst6 ip6 daddr @netkit_p1_src6 accept comment "network a"',
+        'iifname "up1" oifname "nm0" ip saddr @netkit_p2_dst4 ip daddr @netkit_p2_src4 accept comment "network b"',
+        'iifname "nm0" ip daddr @netkit_all4 drop',
+        'iifname "nm0" ip6 daddr @netkit_all6 drop']
+    assert rules["postrouting"][-1] == \
+        'oifname "nm0" ip saddr @netkit_p2_dst4 ip daddr @netkit_p2_src4 masquerade comment "network b"'
+
+
+def _kernel_json(plan):
+    """What ``nft -j list table`` reports for the rendered table (messy element forms included)."""
+    items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netkit_egress", "handle": 9}}]
+    for name, (family, elements) in nft.desired_sets(plan).items():
+        elem = []
+        for cidr in elements:
+            addr, length = cidr.split("/")
+            host = length == ("128" if ":" in addr else "32")
+            elem.append(addr if host else {"prefix": {"addr": addr, "len": int(length)}})
+        items.append({"set": {"family": "inet", "name": name, "table": "netkit_egress", "handle": 3,
+                              "type": nft.SET_TYPES[family], "flags": ["interval"], "elem": elem}})
+    for chain in ("forward", "postrouting"):
+        chain_type, hook, prio = nft.BASE_CHAINS[chain][:3]
+        items.append({"chain": {"family": "inet", "table": "netkit_egress", "name": chain, "handle": 1,
+                                "type": chain_type, "hook": hook, "prio": prio, "policy": "accept"}})
+    return items
+
+
+def _rule(chain, expr, comment=None):
+    rule = {"family": "inet", "table": "netkit_egress", "chain": chain, "handle": 7, "expr": expr}
+    if comment:
+        rule["comment"] = comment
+    return {"rule": rule}
+
+
+def _match(left, right):
+    return {"match": {"op": "==", "left": left, "right": right}}
+
+
+def test_nft_canonical_compare_is_idempotent_with_messy_input():
+    plan = plan_for({"network_interface": "nm0",
+                     "ranges": ["10.1.2.3/8", "10.0.0.0/16", "2001:DB8::/32", "192.0.2.5", "192.0.2.4/32"]}, "up1")
+    table = _kernel_json(plan)
+    # The kernel merged 192.0.2.4/32 + 192.0.2.5/32 into a range element.
+    for item in table:
+        if item.get("set", {}).get("name") == "netkit_p0_dst4":
+            item["set"]["elem"] = [{"prefix": {"addr": "10.0.0.0", "len": 8}}, {"range": ["192.0.2.4", "192.0.2.5"]}]
+    meta = {"meta": {"key": "oifname"}}
+    iif = {"meta": {"key": "iifname"}}
+    table += [
+        _rule("forward", [_match(meta, "nm0"), {"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                                                          "right": ["established", "related"]}}, {"accept": None}]),
+        _rule("forward", [_match(iif, "nm0"), _match(meta, "up1"),
+                          _match({"payload": {"protocol": "ip", "field": "daddr"}}, "@netkit_p0_dst4"),
+                          {"accept": None}]),
+        _rule("forward", [_match(iif, "nm0"), _match(meta, "up1"),
+                          _match({"payload": {"protocol": "ip6", "field": "daddr"}}, "@netkit_p1_dst6"),
+                          {"accept": None}]),
+        _rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"),
+                              _match({"payload": {"protocol": "ip", "field": "daddr"}}, "@netkit_p0_dst4"),
+                              {"masquerade": None}]),
+        _rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"),
+                              _match({"payload": {"protocol": "ip6", "field": "daddr"}}, "@netkit_p1_dst6"),
+                              {"masquerade": None}]),
+    ]
+    assert nft.current_canonical(table) == nft.desired_canonical(plan)
+    gathered, interfaces = nft.gather(table)
+    assert gathered["ranges"] == ["10.0.0.0/8", "192.0.2.4/31", "2001:db8::/32"]
+    assert interfaces["2001:db8::/32"] == "up1" and gathered["nat"] is True
+
+
+def test_nft_drift_is_detected():
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/8"]})
+    table = _kernel_json(plan)
+    assert nft.current_canonical(table) != nft.desired_canonical(plan)  # rules missing
+    assert nft.current_canonical(None) is None
+
+
+def test_iptables_golden_segmented_ipv4():
+    """One rule per path, ranges and network cidrs matched by ipset sets (not one rule per pair)."""
+    plan = plan_for(SEGMENTED)
+    a4 = "-m set --match-set netkit-egress-p0-src4 src -m set --match-set netkit-egress-p0-dst4 dst"
+    b4 = "-m set --match-set netkit-egress-p2-src4 src -m set --match-set netkit-egress-p2-dst4 dst"
+    a4_back = "-m set --match-set netkit-egress-p0-dst4 src -m set --match-set netkit-egress-p0-src4 dst"
+    b4_back = "-m set --match-set netkit-egress-p2-dst4 src -m set --match-set netkit-egress-p2-src4 dst"
+    assert ipt.render_restore(plan, "ipv4") == (
+        "*filter\n"
+        ":NETKIT-EGRESS-FWD - [0:0]\n"
+        "-A NETKIT-EGRESS-FWD -o nm0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+        "-A NETKIT-EGRESS-FWD -i nm0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+        f'-A NETKIT-EGRESS-FWD -i nm0 -o up1 {a4} -m comment --comment "network=a" -j ACCEPT\n'
+        f'-A NETKIT-EGRESS-FWD -i nm0 -o up1 {b4} -m comment --comment "network=b" -j ACCEPT\n'
+        f'-A NETKIT-EGRESS-FWD -i up1 -o nm0 {a4_back} -m comment --comment "network=a" -j ACCEPT\n'
+        f'-A NETKIT-EGRESS-FWD -i up1 -o nm0 {b4_back} -m comment --comment "network=b" -j ACCEPT\n'
+        "-A NETKIT-EGRESS-FWD -i nm0 -m set --match-set netkit-egress-all4 dst -j DROP\n"
+        "-I FORWARD 1 -j NETKIT-EGRESS-FWD\n"
+        "COMMIT\n"
+        "*nat\n"
+        ":NETKIT-EGRESS-NAT - [0:0]\n"
+        f'-A NETKIT-EGRESS-NAT -o up1 {a4} -m comment --comment "network=a" -j MASQUERADE\n'
+        f'-A NETKIT-EGRESS-NAT -o up1 {b4} -m comment --comment "network=b" -j MASQUERADE\n'
+        f'-A NETKIT-EGRESS-NAT -o nm0 {a4_back} -m comment --comment "network=a" -j MASQUERADE\n'
+        f'-A NETKIT-EGRESS-NAT -o nm0 {b4_back} -m comment --comment "network=b" -j MASQUERADE\n'
+        "-I POSTROUTING 1 -j NETKIT-EGRESS-NAT\n"
+        "COMMIT\n")
+
+
+def test_ipset_golden_segmented():
+    plan = plan_for(SEGMENTED)
+    assert ipset.desired_sets(plan, "ipv4") == {
+        "netkit-egress-p0-src4": ("ipv4", ("100.64.1.0/24",)), "netkit-egress-p0-dst4": ("ipv4", ("192.0.2.0/24",)),
+        "netkit-egress-p2-src4": ("ipv4", ("100.64.2.0/24",)), "netkit-egress-p2-dst4": ("ipv4", ("198.51.100.0/24",)),
+        "netkit-egress-all4": ("ipv4", ("192.0.2.0/24", "198.51.100.0/24"))}
+    script = ipset.render_restore(ipset.desired_sets(plan, "ipv6"), existing={"netkit-egress-p1-dst6-new"})
+    assert script == (
+        "create netkit-egress-p1-src6 hash:net family inet6\n"
+        "create netkit-egress-p1-src6-new hash:net family inet6 maxelem 65536\n"
+        "add netkit-egress-p1-src6-new fd00:1::/64\n"
+        "swap netkit-egress-p1-src6-new netkit-egress-p1-src6\n"
+        "destroy netkit-egress-p1-src6-new\n"
+        "destroy netkit-egress-p1-dst6-new\n"  # left over by an interrupted run: its size may differ
+        "create netkit-egress-p1-dst6 hash:net family inet6\n"
+        "create netkit-egress-p1-dst6-new hash:net family inet6 maxelem 65536\n"
+        "add netkit-egress-p1-dst6-new 2001:db8::/32\n"
+        "swap netkit-egress-p1-dst6-new netkit-egress-p1-dst6\n"
+        "destroy netkit-egress-p1-dst6-new\n"
+        "create netkit-egress-all6 hash:net family inet6\n"
+        "create netkit-egress-all6-new hash:net family inet6 maxelem 65536\n"
+        "add netkit-egress-all6-new 2001:db8::/32\n"
+        "swap netkit-egress-all6-new netkit-egress-all6\n"
+        "destroy netkit-egress-all6-new\n")
+    assert ipset.render_destroy(["netkit-egress-p7-dst4"]) == "destroy netkit-egress-p7-dst4\n"
+
+
+def test_ipset_whole_space_and_large_sets():
+    """hash:net refuses /0: it is stored as two halves and read back as /0; maxelem grows with the set."""
+    sets = {"netkit-egress-p0-dst4": ("ipv4", ("0.0.0.0/0",)),
+            "netkit-egress-p1-dst4": ("ipv4", tuple(f"10.{i // 256}.{i % 256}.0/24" for i in range(0, 140000, 2)))}
+    script = ipset.render_restore(sets)
+    assert "add netkit-egress-p0-dst4-new 0.0.0.0/1\nadd netkit-egress-p0-dst4-new 128.0.0.0/1\n" in script
+    assert "create netkit-egress-p1-dst4-new hash:net family inet maxelem 70000\n" in script
+    saved = ("create netkit-egress-p0-dst4 hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12\n"
+             "add netkit-egress-p0-dst4 128.0.0.0/1\nadd netkit-egress-p0-dst4 0.0.0.0/1\n"
+             "create netkit-egress-p9-dst6 hash:net family inet6 hashsize 1024 maxelem 65536\n"
+             "add netkit-egress-p9-dst6 2001:db8::1\nadd netkit-egress-p9-dst6 2001:db8::/127\n"
+             "create docker-owned hash:ip family inet hashsize 1024 maxelem 65536\nadd docker-owned 10.0.0.1\n")
+    assert ipset.parse_save(saved) == {"netkit-egress-p0-dst4": ("ipv4", ("0.0.0.0/0",)),
+                                       "netkit-egress-p9-dst6": ("ipv6", ("2001:db8::/127",))}
+
+
+def test_iptables_test_input_leaves_out_sets_that_do_not_exist_yet():
+    plan = plan_for(SEGMENTED)
+    restore = ipt.render_restore(plan, "ipv4")
+    testable = ipt.testable(restore, {"netkit-egress-p0-src4"})
+    assert "netkit-egress-p0-dst4" not in testable and "--match-set netkit-egress-p0-src4 src" in testable
+    assert '-A NETKIT-EGRESS-FWD -i nm0 -o up1 -m comment --comment "network=b" -j ACCEPT' in testable
+    assert "-A NETKIT-EGRESS-FWD -i nm0 -j DROP" in testable
+    assert ipt.testable(restore, set(ipset.desired_sets(plan))) == restore
+
+
+def test_iptables_jumps_only_when_missing_and_round_trip():
+    plan = plan_for(SEGMENTED)
+    restore = ipt.render_restore(plan, "ipv4", {"filter": True, "nat": True})
+    assert "-I FORWARD" not in restore and "-I POSTROUTING" not in restore
+    rules = ipt.desired_rules(plan, "ipv4")
+    save = ("*nat\n:POSTROUTING ACCEPT [0:0]\n:NETKIT-EGRESS-NAT - [0:0]\n-A POSTROUTING -j NETKIT-EGRESS-NAT\n"
+            "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n" + "\n".join(rules["nat"]) + "\nCOMMIT\n"
+            "*filter\n:FORWARD DROP [3:180]\n:DOCKER-USER - [0:0]\n:NETKIT-EGRESS-FWD - [0:0]\n"
+            "-A FORWARD -j NETKIT-EGRESS-FWD\n-A FORWARD -j DOCKER-USER\n" + "\n".join(rules["filter"]) + "\nCOMMIT\n")
+    sets = ipset.desired_sets(plan)
+    parsed = ipt.parse_save(save, sets)
+    assert ipt.current_canonical(parsed) == ipt.desired_canonical(plan, "ipv4")
+    # A set whose content drifted, or that is missing, is a difference even though every rule is equal.
+    drifted = dict(sets, **{"netkit-egress-all4": ("ipv4", ("192.0.2.0/24",))})
+    assert ipt.current_canonical(ipt.parse_save(save, drifted)) != ipt.desired_canonical(plan, "ipv4")
+    missing = {name: value for name, value in sets.items() if name != "netkit-egress-p0-dst4"}
+    assert "ipset netkit-egress-p0-dst4: missing" in ipt.current_canonical(ipt.parse_save(save, missing))
+    removal = ipt.render_removal(parsed)
+    assert "-D FORWARD -j NETKIT-EGRESS-FWD\n-F NETKIT-EGRESS-FWD\n-X NETKIT-EGRESS-FWD" in removal
+    assert "DOCKER" not in removal and "MASQUERADE" not in removal
+    gathered = ipt.gather({"ipv4": parsed})[0]
+    assert gathered["networks"] == [{"name": "a", "cidr": ["100.64.1.0/24"], "ranges": ["192.0.2.0/24"]},
+                                    {"name": "b", "cidr": ["100.64.2.0/24"], "ranges": ["198.51.100.0/24"]}]
+    assert gathered["reverse_nat"] is True and gathered["nat"] is True and gathered["network_interface"] == "nm0"
+
+
+def test_iptables_absent_when_nothing_is_ours():
+    parsed = ipt.parse_save("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n")
+    assert ipt.current_canonical(parsed) is None and ipt.render_removal(parsed) == ""
+
+
+def test_rendered_state_runs_offline_and_needs_an_interface():
+    from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.run import run_rendered
+    from ansible_collections.netkit.egress.plugins.module_utils._net import InputError as Failure
+    params = {"backend": "iptables", "iptables_variant": "auto", "network_interface": "wg-not-here",
+              "ranges": ["192.0.2.9/24", "2001:db8::/32"], "interface": "eth9"}
+    result = run_rendered(params, validate(params))
+    assert set(result["rendered"]) == {"ipv4", "ipv6", "ipset"} and result["changed"] is False
+    assert ("-A NETKIT-EGRESS-NAT -o eth9 -m set --match-set netkit-egress-p1-dst6 dst -j MASQUERADE"
+            in result["rendered"]["ipv6"])
+    assert "add netkit-egress-p1-dst6-new 2001:db8::/32\n" in result["rendered"]["ipset"]
+    params = dict(params, backend="auto")
+    assert run_rendered(params, validate(params))["rendered"].startswith("table inet netkit_egress {}\n")
+    params.pop("interface")
+    try:
+        run_rendered(params, validate(params))
+    except Failure as error:
+        assert str(error).startswith("interface: required with state=rendered")
+    else:
+        raise AssertionError("rendered without interface must fail")
+
+
+def test_ipset_prepare_before_the_rules_and_commit_after():
+    """A run changes nothing a packet sees before the rules: new sets are created with their content, new
+    content of existing sets waits in NAME-new; the swap comes after the rules. Equal sets are left alone."""
+    wanted = {"netkit-egress-p0-dst4": ("ipv4", ("192.0.2.0/24",)),
+              "netkit-egress-p1-dst4": ("ipv4", ("198.51.100.0/24",)),
+              "netkit-egress-p2-dst4": ("ipv4", ("203.0.113.0/24",))}
+    existing = {"netkit-egress-p0-dst4": ("ipv4", ("192.0.2.0/25",)),
+                "netkit-egress-p1-dst4": ("ipv4", ("198.51.100.0/24",)),
+                "netkit-egress-p2-dst4-new": ("ipv4", ())}
+    assert ipset.render_prepare(wanted, existing) == (
+        "create netkit-egress-p0-dst4-new hash:net family inet maxelem 65536\n"
+        "add netkit-egress-p0-dst4-new 192.0.2.0/24\n"
+        "create netkit-egress-p2-dst4 hash:net family inet maxelem 65536\n"
+        "add netkit-egress-p2-dst4 203.0.113.0/24\n")
+    assert ipset.prepared_names(wanted, existing) == ["netkit-egress-p0-dst4-new", "netkit-egress-p2-dst4"]
+    assert ipset.render_commit(wanted, existing) == (
+        "swap netkit-egress-p0-dst4-new netkit-egress-p0-dst4\ndestroy netkit-egress-p0-dst4-new\n")
+    assert ipset.render_prepare(wanted, dict(wanted)) == "" and ipset.render_commit(wanted, dict(wanted)) == ""
+    undo = ipset.render_restore({"netkit-egress-p0-dst4": existing["netkit-egress-p0-dst4"]}, keep_temp=True)
+    assert undo.endswith("swap netkit-egress-p0-dst4-new netkit-egress-p0-dst4\n")
