@@ -47,8 +47,8 @@ def vrrp_instances(plan, gateway_hosts):
     of floating IPs (kube-system/default's list first)."""
     floating_ips = [address for address in plan["allocation"] if family_of(address) == "ipv4"]
     if len(floating_ips) > MAX_VRID:
-        raise InputError("network_gateway_groups", problem=f"{len(floating_ips)} IPv4 floating IPs, VRRP has "
-                                                            f"{MAX_VRID} virtual router ids")
+        raise InputError("network_gateway_groups",
+                         problem=f"{len(floating_ips)} IPv4 floating IPs, VRRP has {MAX_VRID} virtual router ids")
     instances = {node: [] for node in gateway_hosts}
     if not gateway_hosts:
         return instances

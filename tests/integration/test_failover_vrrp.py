@@ -99,6 +99,7 @@ def test_status_shows_the_vrrp_holder_and_writes_the_objects(vrrp_cluster, tmp_p
     assert rc == 0, fl.failures(output)
     lines = [result["msg"] for _name, _host, result in fl.task_results(output, "Show floating IPs and policies")
              if "msg" in result][0]
+    print("\n".join(lines))
     assert lines[0] == "FAILOVER: vrrp"
     rows = {line.split()[0]: line.split() for line in lines if line.startswith("192.168.1.")}
     assert rows["192.168.1.100"][1:3] == ["gw1", "MASTER"] and rows["192.168.1.100"][4] == "gw2:BACKUP"

@@ -194,7 +194,7 @@ def main(argv=None):
 
     def terminate(_signum, _frame):
         fence.fence()
-        sys.exit(0)
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, terminate)
     fifo = os.open(argv[1], os.O_RDONLY | os.O_NONBLOCK)
@@ -223,4 +223,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

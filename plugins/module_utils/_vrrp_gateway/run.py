@@ -58,10 +58,9 @@ def desired_files(gateway, paths, systemd):
 
 
 def all_paths(paths):
+    units = [paths.unit(name) for name in ("netkit-egress-keepalived.service", "netkit-egress-conntrackd.service")]
     return [paths.keepalived_conf, paths.notify_config, paths.notify_program, paths.track_program,
-            paths.start_program, paths.stop_program, paths.conntrackd_conf] + [paths.unit(name) for name in
-                                                                             ("netkit-egress-keepalived.service",
-                                                                              "netkit-egress-conntrackd.service")]
+            paths.start_program, paths.stop_program, paths.conntrackd_conf] + units
 
 
 def file_transactions(host, desired, owned_paths):
@@ -161,8 +160,8 @@ def converge(module, host):
         if conntrackd_running:
             actions.append(("conntrackd", "stop"))
     result["files"] = changed_paths
-    result["commands"] = [engine.describe(item) for item in transactions] + [f"{verb} {name}"
-                                                                            for name, verb in actions]
+    result["commands"] = ([engine.describe(item) for item in transactions]
+                          + [f"{verb} {name}" for name, verb in actions])
     result["changed"] = bool(transactions or actions or (state == "absent" and fence_left))
     if module._diff:
         result["diff"] = {"before": {"files": before}, "after": {"files": after}}
@@ -177,7 +176,7 @@ def converge(module, host):
             if systemd and transactions:
                 host.run(["systemctl", "daemon-reload"])
             _daemon_actions(host, paths, actions, systemd)
-        result["daemons"] = {name: verb for name, verb in actions}
+        result["daemons"] = dict(actions)
     if state == "present":
         configured = [{"name": item.name, "address": item.address, "vrid": item.vrid, "priority": item.priority}
                       for item in gateway.instances]

@@ -100,8 +100,8 @@ def test_conntrackd_unicast_for_one_peer_multicast_for_more_and_ignores_only_gat
     assert "Mode FTFW" in text and "IPv4_Destination_Address 10.255.0.2" in text and "Interface eth1" in text
     assert "Path /run/netkit-egress/conntrackd.sock" in text
     ignored = text.split("Address Ignore {")[1].split("}")[0]
-    assert set(ignored.split()) - {"IPv4_address"} == {"127.0.0.1", "10.255.0.1", "10.255.0.2", "192.168.1.11",
-                                                        "192.168.1.12"}
+    expected = {"127.0.0.1", "10.255.0.1", "10.255.0.2", "192.168.1.11", "192.168.1.12"}
+    assert set(ignored.split()) - {"IPv4_address"} == expected
     many = model.gateway(params(conntrack_sync=True, sync_interface="eth1",
                                 sync_peers=["10.255.0.2", "10.255.0.3"]), ON_HOST)
     assert "Multicast {" in conntrackd.render(many, PATHS)
@@ -142,7 +142,7 @@ def test_fence_after_a_stop_faults_keepalived_and_lifts_only_once_it_left_master
                           clock=lambda: 5.0)
     handler.on_line('INSTANCE "nk_a" MASTER 200')
     handler.on_keepalived_stopped()
-    assert ["ip", "address", "del", "192.168.1.100/24", "dev", "eth0"] in [argv for argv, _ in calls]
+    assert ["ip", "address", "del", "192.168.1.100/24", "dev", "eth0"] in [argv for argv, _data in calls]
     assert (tmp_path / "track").read_text() == "1\n"
     assert json.loads((tmp_path / "state.json").read_text())["instances"]["nk_a"]["state"] == "FENCED"
     assert not handler.may_lift_stop_fence()
