@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 import cluster_lab
@@ -130,23 +131,33 @@ def boot(lab, gateway):
 
 
 class Background:
-    """A process in a namespace whose stdout is read when it ends (bounded by ``timeout``)."""
+    """A process in a namespace whose stdout goes to a file (a pipe that nobody reads would fill up and block a
+    chatty process such as tcpdump), read when it ends (bounded by ``timeout``)."""
 
     def __init__(self, lab, host, argv, wait_ready=True):
-        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.ns(host)] + list(argv), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.output = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.ns(host)] + list(argv), stdout=self.output,
+                                     stderr=subprocess.DEVNULL, text=True)
         if wait_ready:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{argv} did not start: {self.proc.stderr.read()}")
+            deadline = time.monotonic() + 10
+            while "\n" not in self._text():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{argv} did not start: {self._text()!r}")
+                time.sleep(0.02)
+
+    def _text(self):
+        self.output.seek(0)
+        return self.output.read()
 
     def result(self, timeout=30):
         try:
-            out, _err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _err = self.proc.communicate()
-        return out
+            self.proc.wait()
+        text = self._text()
+        self.output.close()
+        return text
 
     def stop(self):
         if self.proc.poll() is None:
