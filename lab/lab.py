@@ -24,6 +24,8 @@ PREFIXc-*), converged with playbooks/egress_nat.yml, and each pod's source addre
     lab.py up            (re)build the lab and run the playbook
     lab.py demo          connect from every member to the server (v4 and v6) and print the table
     lab.py down          remove every namespace of the lab
+    lab.py failover      the egress NAT cluster in VRRP mode with conntrack sync (namespaces PREFIXf-*): the
+                         holder of the egress IP dies, prints the gap and whether a TCP connection survived
 
 Every namespace name starts with the prefix (--prefix, default nklab); nothing outside them changes.
 """
@@ -300,9 +302,46 @@ def demo(lab):
     return all(seen in gateway_addresses for _member, _address, seen in rows)
 
 
+def failover_demo(prefix):
+    """Build the cluster in VRRP mode with conntrack sync, cut the holder's wire and delete its namespace while
+    a pod sends probes every 10 ms and holds a TCP connection; print what happened. Removes the namespaces."""
+    collections = os.path.join(netlab.REPO_ROOT, ".venv", "collections")
+    sys.path.insert(0, collections)
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+    _AnsibleCollectionFinder(paths=[collections])._install()
+    import failover_lab
+
+    cluster = netlab.Lab(prefix)
+    cluster.destroy()
+    try:
+        failover_lab.build(cluster, conntrack_sync=True)
+        inventory_path = os.path.join(HERE, "state", f"inventory-{prefix}.yml")
+        print(f"== egress NAT lab {prefix} with gateway_group_failover: vrrp, advert_int 0.1 s, conntrack sync")
+        rc, output = failover_lab.converge(cluster, inventory_path, failover_lab.vrrp_vars(conntrack_sync=True))
+        if rc != 0:
+            print(f"== playbook FAILED: {failover_lab.failures(output)}")
+            return False
+        holder = failover_lab.wait_for_holder(cluster)
+        print(f"== {failover_lab.EGRESS_IP} is held by {holder}; p1a sends a probe every 10 ms and keeps a TCP "
+              f"connection to {cluster_lab.SERVER}; in 1 s {holder} dies (wire cut, namespace deleted)")
+        figures = failover_lab.run_fault(cluster, "namespace-deleted", holder, seconds=4.0, tcp=True)
+        tcp = figures["tcp"]
+        print_table([("measured", "value"),
+                     ("new holder", ", ".join(failover_lab.holders(cluster)) or "-"),
+                     ("gap (longest time without a probe arriving)", f"{figures['gap']} s"),
+                     ("probes lost", f"{figures['lost']} of {figures['sent']}"),
+                     ("TCP connection survived", f"yes (longest stall {tcp['max_stall']} s)" if tcp["ok"]
+                      else f"no ({tcp['error']})"),
+                     ("moments two gateways answered ARP", str(len(figures["arp_conflicts"])))])
+        return tcp["ok"]
+    finally:
+        cluster.destroy()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=["up-and-demo", "up", "demo", "down"])
+    parser.add_argument("command", choices=["up-and-demo", "up", "demo", "down", "failover"])
     parser.add_argument("--prefix", default=DEFAULT_PREFIX,
                         help="name prefix of the lab's namespaces (1-7 letters or digits; default %(default)s)")
     parser.add_argument("--inventory", help="where to write the inventory (default lab/state/inventory.yml)")
@@ -318,10 +357,13 @@ def main(argv=None):
     mesh = netlab.Lab(args.prefix + "w")
     with_wireguard = not args.skip_wireguard and wireguard_lab.available()
     inventory_path = args.inventory or default_inventory_path(args.prefix)
+    if args.command == "failover":
+        return 0 if failover_demo(args.prefix + "f") else 1
     if args.command == "down":
         lab.destroy()
         cluster.destroy()
         mesh.destroy()
+        netlab.Lab(args.prefix + "f").destroy()
         print(f"== lab {args.prefix} removed")
         return 0
     if args.command in ("up", "up-and-demo"):

@@ -389,6 +389,59 @@ class Host:
         except FileNotFoundError:
             return False
 
+    @staticmethod
+    def file_mode(path):
+        try:
+            return os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            return None
+
+    # ---- daemons --------------------------------------------------------------------------
+    @staticmethod
+    def systemd_running():
+        return os.path.isdir("/run/systemd/system")
+
+    @staticmethod
+    def pid_of(pid_file, name):
+        """The pid in ``pid_file`` when that process lives and its command line names ``name`` (a stale pid
+        file, a reused pid or a zombie is None)."""
+        try:
+            with open(pid_file) as handle:
+                pid = int(handle.read().strip())
+            with open(f"/proc/{pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if state not in ("Z", "X") and name in command else None
+
+    def process_running(self, pid_file, name):
+        return self.pid_of(pid_file, name) is not None
+
+    def signal_pid_file(self, pid_file, name, signal_name):
+        import signal
+
+        pid = self.pid_of(pid_file, name)
+        if pid is None:
+            raise HostError(f"{name} is not running (pid file {pid_file})")
+        os.kill(pid, getattr(signal, f"SIG{signal_name}"))
+
+    def stop_pid_file(self, pid_file, name, timeout=5.0):
+        """SIGTERM the process of ``pid_file`` and wait until it is gone; remove the pid file."""
+        import signal
+        import time
+
+        pid = self.pid_of(pid_file, name)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.pid_of(pid_file, name) == pid and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.pid_of(pid_file, name) == pid:
+                raise HostError(f"{name} (pid {pid}) did not stop within {timeout} s")
+        self.remove_file(pid_file)
+
     # ---- raw frames -----------------------------------------------------------------------
     @staticmethod
     def send_frames(interface, frames):

@@ -80,10 +80,18 @@ def test_guide_manifests_select_frontends_of_alice_and_paul(cluster, tmp_path):
     assert changed_hosts(output) == {}
 
     # Status reports floating IP -> node and the policy's egress IP and selected sources.
-    rc, status = ansible_playbook(STATUS_PLAYBOOK, str(tmp_path / "inventory.yml"))
+    status_file = tmp_path / "status.yml"
+    rc, status = ansible_playbook(STATUS_PLAYBOOK, str(tmp_path / "inventory.yml"),
+                                  extra_vars={"egress_nat_status_file": str(status_file)})
     assert rc == 0, status
-    shown = [r["msg"] for _name, _host, r in task_results(status, "Show gateway groups and policies") if "msg" in r]
-    report = yaml.safe_load(shown[0])
+    shown = [r["msg"] for _name, _host, r in task_results(status, "Show floating IPs and policies") if "msg" in r]
+    table = shown[0]
+    assert table[2].split() == ["FLOATING", "IP", "HOLDER", "STATE", "SINCE", "OTHERS"]
+    rows = {line.split()[0]: line.split()[1] for line in table[3:6]}
+    assert rows == {a: n[0] for a, n in holders.items()}
+    assert any(line.split()[:4] == ["alice-paul", "192.168.1.100", holders["192.168.1.100"][0], "Applied"]
+               for line in table)
+    report = yaml.safe_load(status_file.read_text())
     default_group = report["networkGatewayGroups"][0]
     assert default_group["status"]["floatingIPs"] == {a: n[0] for a, n in holders.items()}
     policy = report["egressNATPolicies"][0]
