@@ -15,9 +15,9 @@ from ansible_collections.netkit.egress.plugins.module_utils._net import InputErr
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_client_routes import client_routes, mesh_plan
 
 
-def egress_client_routes(gateways, addresses, interface, metric=100, member_addresses=None):
+def egress_client_routes(gateways, addresses, interface, metric=100, member_addresses=None, internet=True):
     try:
-        return client_routes(gateways, addresses, interface, metric, member_addresses or [])
+        return client_routes(gateways, addresses, interface, metric, member_addresses or [], internet=internet)
     except InputError as exc:
         raise AnsibleFilterError(f"egress_client_routes: {exc}") from exc
 

@@ -86,13 +86,14 @@ def _offers(gateway, config, known, member_addresses):
                     yield cidr, f"{ROLE_VARIABLE_PREFIX}networks[{index}].ranges[{range_index}]", via, missing
 
 
-def client_routes(gateways, addresses, interface, metric, member_addresses=(), member=None):
+def client_routes(gateways, addresses, interface, metric, member_addresses=(), member=None, internet=True):
     """{'routes': [{destination, via, dev, metric}], 'problems': [text]} of one member.
 
     gateways: {gateway: {'ranges', 'networks', 'excluded_ranges'}} as in its inventory (role variables
     ``egress_gateway_*``), in the order the routes are wanted; addresses: {gateway: [its addresses on the
     network interface, without prefix length]}; member_addresses: the member's own addresses on its network
-    interface (they decide which networks of a segmented gateway it belongs to).
+    interface (they decide which networks of a segmented gateway it belongs to); internet: whether the member
+    routes the gateways' internet ranges (0.0.0.0/0, ::/0) too.
     """
     own_addresses = [parse_address(address.split("/", 1)[0], "member address") for address in member_addresses]
     routes, problems, chosen = [], [], {}
@@ -100,6 +101,8 @@ def client_routes(gateways, addresses, interface, metric, member_addresses=(), m
         config = gateway_config(gateway, settings or {})
         known = list(addresses.get(gateway) or [])
         for cidr, field_name, via, missing in _offers(gateway, config, known, own_addresses):
+            if not internet and cidr_of(cidr).prefix == 0:
+                continue
             remaining = _remaining(config, cidr)
             if not remaining:
                 continue
@@ -124,7 +127,7 @@ def mesh_plan(gateways, members):
 
     gateways: {gateway: {'state', 'ranges', 'networks', 'excluded_ranges', 'address' (egress_gateway_address),
     'interface', 'interface_addresses' (read from its network interface)}}; members: {member: {'state',
-    'interface', 'metric', 'addresses' (its own on its network interface)}}. Every problem of every host is
+    'interface', 'metric', 'addresses' (its own on its network interface), 'internet'}}. Every problem of every host is
     reported, each naming the host and the variable.
     """
     problems, offering, known = [], {}, {}
@@ -153,7 +156,7 @@ def mesh_plan(gateways, members):
             continue
         others = {gateway: value for gateway, value in offering.items() if gateway != member}
         planned = client_routes(others, known, settings.get("interface"), settings.get("metric", 100),
-                                settings.get("addresses") or [], member)
+                                settings.get("addresses") or [], member, settings.get("internet", True))
         routes[member] = planned["routes"]
         problems += planned["problems"]
     return {"routes": routes, "problems": list(dict.fromkeys(problems))}

@@ -160,3 +160,17 @@ def test_mesh_plan_a_gateway_that_is_a_member_skips_its_own_ranges():
                 "gw2": {"ranges": ["203.0.113.0/24"], "interface_addresses": ["10.100.0.2"]}}
     plan = egress_mesh_plan(gateways, {"gw2": member(["10.100.0.2"])})
     assert plan == {"routes": {"gw2": [route("192.168.50.0/24", "10.100.0.1")]}, "problems": []}
+
+
+def test_internet_ranges_only_for_members_that_route_the_internet():
+    """A member with internet=False (a WireGuard mesh member that did not opt in) keeps its own default routes;
+    the gateway's other ranges still get routes."""
+    gateways = {"gw": {"ranges": ["0.0.0.0/0", "::/0", "192.168.50.0/24"]}}
+    everything = egress_client_routes(gateways, ADDRESSES, "nm0")
+    assert [r["destination"] for r in everything["routes"]] == ["0.0.0.0/0", "::/0", "192.168.50.0/24"]
+    lan_only = egress_client_routes(gateways, ADDRESSES, "nm0", 100, [], False)
+    assert lan_only == {"routes": [route("192.168.50.0/24", "10.100.0.1")], "problems": []}
+    planned = egress_mesh_plan({"gw": dict(gateways["gw"], interface_addresses=ADDRESSES["gw"])},
+                               {"m1": {"interface": "nm0", "internet": False}, "m2": {"interface": "nm0"}})
+    assert [r["destination"] for r in planned["routes"]["m1"]] == ["192.168.50.0/24"]
+    assert [r["destination"] for r in planned["routes"]["m2"]] == ["0.0.0.0/0", "::/0", "192.168.50.0/24"]
