@@ -9,19 +9,17 @@ lives in ``plugin_utils/_vrrp_plan.py`` and ``plugin_utils/_status_view.py``.
 
 from __future__ import annotations
 
-import ipaddress
-
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, family_of, parse_address
 from ansible_collections.netkit.egress.plugins.plugin_utils import _status_view, _vrrp_plan
 
 
 def _ipv4_of(cidrs):
     for cidr in cidrs or []:
-        interface = ipaddress.ip_interface(cidr)
-        if interface.version == 4:
-            return str(interface.ip)
+        address = parse_address(cidr.split("/", 1)[0], "gateway_group_vrrp_address")
+        if family_of(address) == "ipv4":
+            return address
     return None
 
 
