@@ -55,6 +55,7 @@ import tempfile
 import time
 
 from common import HERE, REPO, playbook_seconds, summary, write_yaml
+from external import figure_failover, figure_wireguard
 from fleet_nat import figure_fleet_nat
 
 import netlab  # on the import path through common
@@ -682,7 +683,7 @@ def figure_fleet(bench):
 
 
 FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane, "fleet": figure_fleet,
-           "fleet_nat": figure_fleet_nat}
+           "fleet_nat": figure_fleet_nat, "wireguard": figure_wireguard, "failover": figure_failover}
 
 
 def main(argv=None):

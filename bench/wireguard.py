@@ -64,6 +64,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--json", help="write the measurements ({path: [Gbit/s per repetition]}) to this file")
     args = parser.parse_args(argv)
     lab = Lab(f"nkw{os.getpid() % 100000}")
     lab.destroy()
@@ -84,6 +85,9 @@ def main(argv=None):
             print(f"{label:48} {statistics.median(values):20.2f} {runs:>24}")
         tunnel = statistics.median(figures["WireGuard tunnel, wireguard-go (same path)"])
         print(f"tunnel / plain: {tunnel / plain:.3f}" if plain else "plain path measured 0")
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(figures, handle, indent=2)
     finally:
         if server is not None:
             server.kill()

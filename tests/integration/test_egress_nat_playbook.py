@@ -262,11 +262,13 @@ def holder_of(lab, address):
     return [g for g in cluster_lab.GATEWAYS if f" {address}/" in lab.sh(g, "ip -4 -o addr show dev eth0").stdout]
 
 
-def show_status(inventory):
-    rc, status = ansible_playbook(STATUS_PLAYBOOK, inventory)
+def show_status(inventory, tmp_path):
+    """Each policy's status as status.yml writes it (the GKE-shaped objects in egress_nat_status_file)."""
+    status_file = tmp_path / "status-policies.yml"
+    rc, status = ansible_playbook(STATUS_PLAYBOOK, inventory, extra_vars={"egress_nat_status_file": str(status_file)})
     assert rc == 0, status
-    shown = [r["msg"] for _name, _host, r in task_results(status, "Show gateway groups and policies") if "msg" in r]
-    return {policy["metadata"]["name"]: policy["status"] for policy in yaml.safe_load(shown[0])["egressNATPolicies"]}
+    report = yaml.safe_load(status_file.read_text())
+    return {policy["metadata"]["name"]: policy["status"] for policy in report["egressNATPolicies"]}
 
 
 def test_overlapping_policies_the_name_that_sorts_first_wins_everywhere(cluster, tmp_path):
@@ -282,7 +284,7 @@ def test_overlapping_policies_the_name_that_sorts_first_wins_everywhere(cluster,
     for pod in ("p1a", "p2b"):
         assert [cluster.whoami(pod, cluster_lab.SERVER) for attempt in range(3)] == [seen[pod]] * 3
 
-    status = show_status(inventory)
+    status = show_status(inventory, tmp_path)
     assert status["a-frontends"]["state"] == "Applied"
     assert [c["type"] for c in status["a-frontends"]["conditions"]] == ["Overlapping", "Overlapping"]
     assert status["b-everyone"]["state"] == "PartiallyShadowed"
