@@ -156,8 +156,8 @@ def test_sigkill_fence_removes_the_address_at_once(vrrp_cluster):
 
 
 # Known defect (issue 12 stays open): during the make-before-break hand-over both gateways can answer one ARP
-# request for a few milliseconds (seen in 2 of 3 runs on a loaded 2-core machine, never with 0 lost probes
-# broken). The assertions stay as they are; the test reports XPASS when the hand-over is clean.
+# request for a few milliseconds (2 of 3 runs on a loaded 2-core machine). The assertions stay as they are; the
+# test reports XPASS when the hand-over is clean (docs/failover.md, Limits).
 @pytest.mark.xfail(reason="drain: split ARP for a few ms during the make-before-break hand-over (issue 12)",
                    strict=False)
 def test_drain_hands_over_make_before_break_with_zero_lost_probes(vrrp_cluster, tmp_path):
