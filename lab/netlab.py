@@ -121,7 +121,7 @@ class Lab:
 
     def host_exec(self, host, argv, data=None, check=True, timeout=60):
         """Like ``exec``, but with the host's private directories mounted as the netkit.egress.netns
-        connection mounts them (its /run/wireguard, /run/netkit-egress, ...): what a task on that host sees."""
+        connection mounts them (its own /run, /etc/netkit-egress, /etc/wireguard, ...): what a task on that host sees."""
         from ansible_collections.netkit.egress.plugins.connection.netns import DEFAULT_PRIVATE_DIRS, private_mounts
 
         script = private_mounts(self.ns(host), DEFAULT_PRIVATE_DIRS) + ' && exec "$@"'

@@ -3,7 +3,7 @@
 Underlay 192.0.2.0/24 (bridge br0 in namespace sw), overlay 10.100.0.0/24 and fd00:100::/64 on wg0. gw is the
 egress gateway of the office 192.168.50.0/24 (srv 192.168.50.10, which has no route back to the overlay) and of
 192.168.60.0/24 (a second subnet on the same LAN, to remove). The hosts run inside namespaces with the
-netkit.egress.netns connection's private directories (their own /etc/wireguard and /run/wireguard).
+netkit.egress.netns connection's private directories (their own /etc/wireguard and /run).
 """
 
 from __future__ import annotations

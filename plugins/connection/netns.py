@@ -19,6 +19,11 @@ description:
     command sees the mounts). A path under C(/etc) is kept in C(/etc/netns/NAME/), where a plain
     C(ip netns exec NAME ...) finds it too; any other path in C(/run/netkit-egress-netns/NAME/), which a reboot
     empties as it empties C(/run).
+  - By default each host has its own whole C(/run) (kept in C(/run/netkit-egress-netns/NAME/run)), as a separate
+    machine has, so nothing a task or daemon creates under C(/run) (wireguard-go's control socket
+    C(/run/wireguard/IF.sock), pid files, locks) appears in the controller's own C(/run). A namespace host's
+    C(/run) has no C(/run/systemd/system), so modules see a machine without systemd and start their daemons
+    directly.
   - Daemons started by a task (keepalived, conntrackd, wireguard-go) keep the mounts of the command that started
     them, so their pid files, sockets and configuration stay per host.
   - Files are copied with plain filesystem operations into the remote temporary directory, which is shared;
@@ -65,11 +70,13 @@ options:
     description:
       - Absolute directories that each namespace host gets its own copy of (see the description).
       - The defaults are where netkit.egress and the daemons it runs keep state, configuration, pid files and
-        sockets (wireguard-go's control socket is always C(/run/wireguard/IF.sock)).
+        sockets (wireguard-go's control socket is always C(/run/wireguard/IF.sock)), that is the whole C(/run) and the
+        configuration directories under C(/etc).
+      - With C(/run) in the list, a path below it is already private and is left out; C(/run) is mounted last.
       - Set to an empty list to share the controller's directories.
     type: list
     elements: str
-    default: [/etc/netkit-egress, /etc/wireguard, /etc/keepalived, /etc/conntrackd, /run/netkit-egress, /run/wireguard]
+    default: [/etc/netkit-egress, /etc/wireguard, /etc/keepalived, /etc/conntrackd, /run]
     vars:
       - name: ansible_netns_private_dirs
 notes:
@@ -100,8 +107,7 @@ from ansible.plugins.connection.local import Connection as LocalConnection
 NETNS_RUN_DIR = "/run/netns"
 NETNS_ETC_DIR = "/etc/netns"
 PRIVATE_RUN_ROOT = "/run/netkit-egress-netns"
-DEFAULT_PRIVATE_DIRS = ("/etc/netkit-egress", "/etc/wireguard", "/etc/keepalived", "/etc/conntrackd",
-                        "/run/netkit-egress", "/run/wireguard")
+DEFAULT_PRIVATE_DIRS = ("/etc/netkit-egress", "/etc/wireguard", "/etc/keepalived", "/etc/conntrackd", "/run")
 _NAME_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -115,11 +121,16 @@ def private_source(namespace, path):
 
 def private_mounts(namespace, private_dirs):
     """Shell commands that bind each host's own directories over ``private_dirs`` ('' when there are none)."""
-    pairs = []
+    targets = []
     for path in private_dirs or []:
         if not os.path.isabs(path) or ".." in path.split("/") or os.path.normpath(path) == "/":
             raise AnsibleConnectionFailure(f"netns: private_dirs: {path!r} is not an absolute directory")
-        pairs.append((private_source(namespace, path), os.path.normpath(path)))
+        targets.append(os.path.normpath(path))
+    if "/run" in targets:
+        # Below a private /run everything is private already; /run goes last, because every source outside /etc
+        # lives under the controller's /run, which the private one hides once it is mounted.
+        targets = [path for path in targets if path != "/run" and not path.startswith("/run/")] + ["/run"]
+    pairs = [(private_source(namespace, path), path) for path in dict.fromkeys(targets)]
     if not pairs:
         return ""
     made = " ".join(shlex.quote(path) for pair in pairs for path in pair)

@@ -111,7 +111,7 @@ attributes:
     description: Linux with wireguard-tools (C(wg)), iproute2, and the kernel module or C(wireguard-go).
 notes:
   - C(wireguard-go) keeps its control socket at C(/var/run/wireguard/IF.sock); several network namespaces of one
-    machine need a private C(/run/wireguard) each (the P(netkit.egress.netns#connection) connection gives one).
+    machine need a private C(/run) each (the P(netkit.egress.netns#connection) connection gives one).
 seealso:
   - module: netkit.egress.egress_routes
 """

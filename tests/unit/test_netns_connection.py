@@ -47,8 +47,18 @@ def test_private_directories_are_mounted_before_the_command(cmd):
     assert words[-2:] == ["netkit-netns", cmd]
     prelude = words[6]
     assert "mount --bind /etc/netns/lab-gw/netkit-egress /etc/netkit-egress" in prelude
-    assert "mount --bind /run/netkit-egress-netns/lab-gw/run/wireguard /run/wireguard" in prelude
+    assert prelude.count("mount --bind") == 5
+    # The whole /run is the host's own, mounted last (the other sources outside /etc live in the shared /run).
+    assert prelude.endswith('mount --bind /run/netkit-egress-netns/lab-gw/run /run && exec /bin/sh -c "$1"')
+    assert " /run/wireguard" not in prelude, "nothing is created in the controller's own /run"
     assert prelude.endswith('exec /bin/sh -c "$1"')
+
+
+def test_paths_below_a_private_run_are_left_out_and_run_goes_last():
+    words = shlex.split(captured_command(make_connection(private_dirs=["/run/wireguard", "/run", "/var/lib/x"]), "true"))
+    assert words[6] == ("mkdir -p /run/netkit-egress-netns/gw1/var/lib/x /var/lib/x /run/netkit-egress-netns/gw1/run "
+                        "/run && mount --bind /run/netkit-egress-netns/gw1/var/lib/x /var/lib/x && "
+                        'mount --bind /run/netkit-egress-netns/gw1/run /run && exec /bin/sh -c "$1"')
 
 
 @pytest.mark.parametrize("path", ["relative/dir", "/etc/../root", "/"])
@@ -93,7 +103,7 @@ def test_each_namespace_host_has_its_own_private_directories(lab):
         connection = make_connection(remote_addr=lab.ns(host))
         connection._connect()
         rc, _out, err = connection.exec_command(
-            f"echo {host} > /etc/netkit-egress/who && echo {host} > /run/wireguard/who")
+            f"echo {host} > /etc/netkit-egress/who && mkdir -p /run/wireguard && echo {host} > /run/wireguard/who")
         assert rc == 0, err
     for host in ("p1", "p2"):
         connection = make_connection(remote_addr=lab.ns(host))
@@ -103,5 +113,10 @@ def test_each_namespace_host_has_its_own_private_directories(lab):
         plain = subprocess.run(["ip", "netns", "exec", lab.ns(host), "cat", "/etc/netkit-egress/who"],
                                capture_output=True, check=True).stdout
         assert plain.strip() == host.encode()
-    # Nothing was written to the controller's own directories.
+        # Each host's /run lives in its own store; nothing lands in the controller's own /run.
+        with open(f"/run/netkit-egress-netns/{lab.ns(host)}/run/wireguard/who", encoding="utf-8") as handle:
+            assert handle.read().strip() == host
     assert not os.path.exists("/run/wireguard/who")
+    # A fresh namespace host's /run is empty, as after a boot: what it holds was made there.
+    fresh = make_connection(remote_addr=lab.ns("p1"))
+    assert fresh.exec_command("ls /run")[1].split() == [b"wireguard"]

@@ -155,10 +155,6 @@ def persistence_changes(host, params, wanted):
     return writes, removals
 
 
-def systemd_running():
-    return os.path.isdir("/run/systemd/system")
-
-
 # ---- states ---------------------------------------------------------------------------------
 def run_rendered(params, config):
     backend = "nftables" if params["backend"] == "auto" else params["backend"]
@@ -257,7 +253,7 @@ def run_converge(module, host, params, config):
         for transaction in after_firewall:
             host.apply(transaction.tool, transaction.payload, transaction.target)
         unit_touched = any(path.endswith(persist.UNIT_FILE) for path in list(writes) + removals)
-        if unit_touched and systemd_running() and host.has("systemctl"):
+        if unit_touched and host.systemd_running() and host.has("systemctl"):
             host.run(["systemctl", "daemon-reload"])
             if present and params["persist"]:
                 host.run(["systemctl", "enable", persist.UNIT_FILE])
