@@ -42,37 +42,45 @@ def _routers(facts):
             if route.get("gateway")]
 
 
-def _connected_networks(facts):
-    """``address/prefix`` of every address on every interface but loopback (facts of the network subset)."""
-    networks = []
+def _links(facts):
+    """Every interface but loopback with its up state (facts' ``active``) and its addresses as
+    ``address/prefix`` (link and host scope left out); None when the facts list no interfaces."""
+    if "interfaces" not in facts:
+        return None
+    links = []
     for name in facts.get("interfaces") or []:
         interface = facts.get(name) or facts.get(str(name).replace("-", "_")) or {}
         if not isinstance(interface, dict) or interface.get("type") == "loopback" or name == "lo":
             continue
         entries = [interface.get("ipv4") or {}] + list(interface.get("ipv4_secondaries") or []) + \
             list(interface.get("ipv6") or [])
-        for entry in entries:
-            if isinstance(entry, dict) and entry.get("address") and entry.get("prefix") not in (None, ""):
-                if entry.get("scope") not in ("link", "host"):
-                    networks.append(f"{entry['address']}/{entry['prefix']}")
-    return networks
+        addresses = [f"{entry['address']}/{entry['prefix']}" for entry in entries
+                     if isinstance(entry, dict) and entry.get("address") and entry.get("prefix") not in (None, "")
+                     and entry.get("scope") not in ("link", "host")]
+        links.append({"name": str(name), "up": bool(interface.get("active", True)), "addresses": addresses})
+    return links
 
 
 def host_report(host_vars):
     """What one host reported in this run, read from its hostvars: reachable (facts were gathered),
     its addresses in the nodes' subnet, its workloads, the floating IPs it holds now, and from facts
-    every address it has, its connected networks and its default gateways (routers)."""
+    every address it has, its connected networks, its interfaces (up or down, with their addresses) and its
+    default gateways (routers); for a gateway node its gateway_group_state and gateway_group_interface."""
     facts = host_vars.get("ansible_facts") or {}
     held = (host_vars.get("egress_nat_held") or {}).get("addresses") or []
+    links = _links(facts)
     return {
         "reachable": "interfaces" in facts,
         "addresses": list(host_vars.get("egress_nat_node_addresses") or []) or _default_route_addresses(facts),
         "workloads": list(host_vars.get("egress_workloads") or []),
         "held": [entry["address"] for entry in held],
         "own_addresses": list(facts.get("all_ipv4_addresses") or []) + list(facts.get("all_ipv6_addresses") or []),
-        "connected": _connected_networks(facts),
+        "connected": [address for link in links or [] for address in link["addresses"]],
         "routers": _routers(facts),
         "pod_cidrs": list(host_vars.get("egress_nat_pod_cidrs") or []),
+        "links": links,
+        "gateway_state": host_vars.get("gateway_group_state") or "present",
+        "interface": host_vars.get("gateway_group_interface") or None,
     }
 
 

@@ -69,4 +69,9 @@ def status_view(plan, held_by_floating_ip, vrrp_by_node, applied, failover):
     lines = [f"FAILOVER: {failover}", ""]
     lines += table(["FLOATING IP", "HOLDER", "STATE", "SINCE", "OTHERS"], ip_rows)
     lines += [""] + table(["POLICY", "EGRESS IP", "GATEWAY NODE", "STATE", "SELECTED WORKLOADS"], policy_rows)
+    nodes, _conditions = status.gateway_nodes(plan)
+    reasons = plan.get("unavailable_reasons") or {}
+    node_rows = [[name, state, reasons.get(name, {}).get("message", "-")] for name, state in nodes.items()]
+    if node_rows:
+        lines += [""] + table(["GATEWAY NODE", "STATE", "WHY"], node_rows)
     return {"report": report, "lines": lines}

@@ -11,11 +11,14 @@ from __future__ import annotations
 from ansible_collections.netkit.egress.plugins.module_utils import _net
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import fields
-from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.objects import HostReport
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.objects import HostReport, Link
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.selection import read_workload
 
 POD_CIDRS_VAR = "egress_nat_pod_cidrs"
 WORKLOADS_VAR = "egress_workloads"
+GATEWAY_STATE_VAR = "gateway_group_state"
+GATEWAY_INTERFACE_VAR = "gateway_group_interface"
+GATEWAY_STATES = ("present", "absent")
 
 
 def _address_of(entry, where):
@@ -41,8 +44,30 @@ def read_host(name, raw, gateway):
     pod_cidrs = tuple(_net.cidr_of(fields.cidr(entry, f"{name}: {POD_CIDRS_VAR}[{index}]"))
                       for index, entry in enumerate(fields.as_list(report.get("pod_cidrs"),
                                                                    f"{name}: {POD_CIDRS_VAR}")))
+    gateway_state = (report.get("gateway_state") or "present") if gateway else "present"
+    if gateway_state not in GATEWAY_STATES:
+        raise InputError(f"{name}: {GATEWAY_STATE_VAR}", gateway_state, f"is not one of {', '.join(GATEWAY_STATES)}")
+    interface = (report.get("interface") or None) if gateway else None
+    if interface is not None:
+        interface = _net.validate_interface(interface, f"{name}: {GATEWAY_INTERFACE_VAR}")
     return HostReport(str(name), gateway, bool(report.get("reachable")), tuple(addresses), tuple(networks),
-                      routers, pod_cidrs)
+                      routers, pod_cidrs, _read_links(name, report.get("links")), gateway_state, interface)
+
+
+def _read_links(name, raw_links):
+    """Link of each interface the facts list (``{name, up, addresses: ["addr/prefix"]}``); None when unknown."""
+    if raw_links is None:
+        return None
+    links = []
+    for index, raw in enumerate(fields.as_list(raw_links, f"{name}: links")):
+        where = f"{name}: links[{index}]"
+        entry = fields.as_mapping(raw, where)
+        addresses = tuple((_address_of(text, f"{where}.addresses[{position}]"),
+                           _net.parse_cidr(str(text).strip(), f"{where}.addresses[{position}]"))
+                          for position, text in enumerate(fields.as_list(entry.get("addresses"),
+                                                                         f"{where}.addresses")))
+        links.append(Link(str(entry.get("name")), bool(entry.get("up")), addresses))
+    return tuple(links)
 
 
 def read_hosts(hosts, gateway_hosts, node_hosts):

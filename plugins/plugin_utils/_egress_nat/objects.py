@@ -119,6 +119,14 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Link:
+    """One interface of a host as its facts show it."""
+    name: str
+    up: bool  # facts' ``active``: its operstate is not ``down`` (down: disabled, or no carrier)
+    addresses: tuple  # (address, _net.Cidr of its subnet) of each address on it, loopback and link-local left out
+
+
+@dataclass(frozen=True)
 class HostReport:
     """What one gateway or cluster node reported in this run (facts), read once."""
     name: str
@@ -128,6 +136,9 @@ class HostReport:
     networks: tuple  # _net.Cidr of each connected network (facts, loopback left out)
     routers: tuple  # its default gateways (canonical)
     pod_cidrs: tuple  # _net.Cidr of egress_nat_pod_cidrs; empty when not declared
+    links: Optional[tuple] = None  # Link of each interface; None when the report has no interface facts
+    gateway_state: str = "present"  # gateway_group_state of a gateway node (absent: it holds no floating IP)
+    interface: Optional[str] = None  # gateway_group_interface: where its floating IPs go (None: by subnet)
 
 
 @dataclass(frozen=True)

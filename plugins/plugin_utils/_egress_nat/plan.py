@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from ansible_collections.netkit.egress.plugins.module_utils import _net
 from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.model import other_family
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import fields
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.allocation import allocate, floating_ip_order
+from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.availability import unavailable_gateways
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.cluster import (
     check_floating_ips, check_workloads, read_cluster_workloads, read_hosts)
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.inventory import (
@@ -68,12 +70,33 @@ def _return_routes(policies, nodes):
     return routes
 
 
+def _allocation(floating_ips, available, unavailable, held):
+    """(floating IP -> gateway node or None, floating IP -> the nodes that all hold it now).
+
+    Only what the available nodes hold counts as held (an unavailable node releases everything). A floating
+    IP that several of them hold (one came back still holding what moved away while it could not be
+    reached) is held by none: every holder releases it and the one it is allocated to adds and announces it
+    again, so that the neighbours learn one holder."""
+    holders = {}
+    for name in available:
+        for address in held.get(name, []):
+            holders.setdefault(address, []).append(name)
+    contested = {address: nodes for address, nodes in holders.items() if len(nodes) > 1}
+    current = {address: nodes[0] for address, nodes in holders.items() if len(nodes) == 1}
+    if not available:
+        return {address: None for address in floating_ips}, contested
+    return allocate(floating_ips, available, current, list(unavailable)), contested
+
+
 def egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hosts):
     """Plan the egress NAT gateway.
 
     ``hosts``: host name -> ``{reachable: bool, addresses: ["addr/prefix"], workloads: [...],
     held: ["floating IP", ...], own_addresses: [...], connected: ["addr/prefix"], routers: [...],
-    pod_cidrs: [...]}`` (what the hosts reported in this run, see ``cluster.read_host``).
+    pod_cidrs: [...], links: [{name, up, addresses: ["addr/prefix"]}], gateway_state, interface}`` (what the
+    hosts reported in this run, see ``cluster.read_host``). A gateway node that did not answer, is
+    ``absent`` or whose uplink is down (``availability``) gets no floating IP; with none available every
+    floating IP is unassigned (``None``).
     Raises ``_net.InputError`` naming the object and field on any invalid input: everything is checked
     here, before any host changes.
     """
@@ -86,13 +109,13 @@ def egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hos
     workloads = read_cluster_workloads(hosts, node_hosts)
     check_workloads(workloads, inventory.groups, reports)
 
-    available = [name for name in gateway_hosts if name in reachable]
-    unavailable = [name for name in gateway_hosts if name not in reachable]
-    current_holders = {}
-    for name in available:
-        for address in hosts[name].get("held") or []:
-            current_holders[address] = name
-    allocation = allocate(floating_ip_order(inventory.groups), available, current_holders, unavailable)
+    floating_ips = floating_ip_order(inventory.groups)
+    unavailable = unavailable_gateways(reports, gateway_hosts, floating_ips)
+    available = [name for name in gateway_hosts if name not in unavailable]
+    held = {name: [fields.address(address, f"{name}: held[{index}]")
+                   for index, address in enumerate(fields.as_list(hosts[name].get("held"), f"{name}: held"))]
+            for name in gateway_hosts if name in reachable}
+    allocation, contested = _allocation(floating_ips, available, unavailable, held)
 
     planned = []
     if inventory.policies:
@@ -115,7 +138,12 @@ def egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hos
         "policies": planned,
         "allocation": allocation,
         "floating_ips_by_node": {name: [a for a, n in allocation.items() if n == name] for name in gateway_hosts},
-        "unavailable_gateways": unavailable,
+        # Released by every node before any node adds one, so that no two nodes hold a floating IP at once.
+        "releases_by_node": {name: [a for a in held.get(name, []) if allocation.get(a) != name or a in contested]
+                             for name in gateway_hosts},
+        "contested": contested,
+        "unavailable_gateways": list(unavailable),
+        "unavailable_reasons": unavailable,
         "node_addresses": node_addresses,
         "gateway_config": [_policy_config(p, p["sources"]) for p in planned if p["sources"]],
         "return_routes": _return_routes(planned, inventory.nodes),

@@ -33,25 +33,40 @@ def overlap_conditions(policy):
     return conditions
 
 
+def gateway_nodes(plan):
+    """Gateway node -> ``Up`` or ``Down``, and a condition per node that gets no floating IP in this run
+    (unreachable, uplink down, gateway_group_state absent) naming why."""
+    reasons = plan.get("unavailable_reasons") or {}
+    nodes = {name: "Down" if name in reasons else "Up" for name in plan.get("floating_ips_by_node") or {}}
+    conditions = [{"type": "GatewayNodeUnavailable", "status": "True", "node": name, "reason": why["reason"],
+                   "message": f"{name}: {why['message']}; its floating IPs are held by the other gateway nodes"}
+                  for name, why in reasons.items()]
+    return nodes, conditions
+
+
 def status_report(plan, held, applied):
     """Objects like ``kubectl get -o yaml`` prints, with a status read from the hosts.
 
     ``held``: floating IP -> gateway node that holds it now; ``applied``: policy name -> gateway nodes
-    whose datapath has it. The status of kube-system/default lists every floating IP, as in GKE.
+    whose datapath has it. The status of kube-system/default lists every floating IP, as in GKE, and every
+    gateway node (``Up``/``Down``, with a condition naming why a node is down).
     """
     group_objects = []
+    nodes, node_conditions = gateway_nodes(plan)
     for group in plan["groups"]:
+        group_status = {}
         if (group["namespace"], group["name"]) == DEFAULT_GROUP:
             shown = dict(sorted(held.items()))
             for address in plan["allocation"]:
                 shown.setdefault(address, "unassigned")
+            group_status = {"nodes": nodes, **({"conditions": node_conditions} if node_conditions else {})}
         else:
             shown = {address: held.get(address, "unassigned") for address in group["floating_ips"]}
         group_objects.append({
             "kind": "NetworkGatewayGroup", "apiVersion": API_VERSION,
             "metadata": {"name": group["name"], "namespace": group["namespace"]},
             "spec": {"floatingIPs": group["floating_ips"]},
-            "status": {"floatingIPs": shown},
+            "status": {"floatingIPs": shown, **group_status},
         })
     policy_objects = []
     for policy in plan["policies"]:
