@@ -16,6 +16,7 @@ cluster nodes do; that is the starting point of the guide.
 from __future__ import annotations
 
 import os
+import re
 
 import yaml
 
@@ -159,3 +160,82 @@ def source_addresses(lab, server=SERVER):
 
 def cluster_hosts():
     return list(NODES) + list(GATEWAYS)
+
+
+# ---- reboot without Ansible ------------------------------------------------------------------
+# What boot runs on a host without systemd, in the order the units start: the NAT datapath, the floating IPs
+# (failover none), keepalived (failover vrrp; its track script wants the datapath first).
+BOOT_PROGRAMS = ("/etc/netkit-egress/nat_policy.start", "/etc/netkit-egress/floating_ip.start",
+                 "/etc/netkit-egress/vrrp/start")
+RULE_PRIORITIES = range(21000, 21256)
+ROUTE_PROTOCOL = 201
+
+
+def private_path(lab, host, path):
+    """Where the controller keeps ``path`` (below /etc/netkit-egress or /run) of namespace host ``host``: in
+    that host's own copy of the directory, as the netns connection mounts it."""
+    from ansible_collections.netkit.egress.plugins.connection.netns import private_source
+
+    for directory in ("/etc/netkit-egress", "/run"):
+        if path == directory or path.startswith(directory + "/"):
+            return private_source(lab.ns(host), directory) + path[len(directory):]
+    raise ValueError(f"{path} is not in a private directory")
+
+
+def reboot(lab, host):
+    """Take from ``host`` what a reboot takes: every process, our nft tables, ip rules and routes and floating
+    addresses, conntrack entries, its /run, and the sysctls we changed (back to the values they had before
+    us). Its files in /etc stay, as on disk."""
+    import json
+    import shutil
+    import signal
+    import subprocess
+
+    for pid in subprocess.run(["ip", "netns", "pids", lab.ns(host)], capture_output=True, text=True,
+                              check=False).stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for line in lab.sh(host, "nft list tables").stdout.splitlines():
+        family, name = line.split()[1:3]
+        if name.startswith("netkit_"):
+            lab.sh(host, f"nft delete table {family} {name}")
+    for flag in ("-4", "-6"):
+        for rule in json.loads(lab.sh(host, f"ip -j {flag} rule show").stdout or "[]"):
+            if rule.get("priority") in RULE_PRIORITIES:
+                lab.sh(host, f"ip {flag} rule del priority {rule['priority']}")
+        lab.sh(host, f"ip {flag} route flush table all proto {ROUTE_PROTOCOL}")
+    for link in json.loads(lab.sh(host, "ip -j addr show").stdout):
+        for info in link.get("addr_info", []):
+            if info.get("label", "").endswith(":nk"):
+                lab.sh(host, f"ip addr del {info['local']}/{info['prefixlen']} dev {link['ifname']}")
+    lab.sh(host, "conntrack -F", check=False)
+    record = private_path(lab, host, "/etc/netkit-egress/nat_policy.json")
+    if os.path.exists(record):
+        with open(record) as handle:
+            for name, value in json.load(handle).get("sysctl_originals", {}).items():
+                lab.sysctl(host, name, value)
+    run_dir = private_path(lab, host, "/run")
+    for name in os.listdir(run_dir) if os.path.isdir(run_dir) else []:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+def without_counters(text):
+    """A snapshot part without nft packet counters (traffic meanwhile changes them, not a run or a boot)."""
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", text)
+
+
+def boot(lab, host):
+    """Run what boot runs on ``host`` (its start programs that exist, in order, with the host's private
+    directories); returns the programs it ran."""
+    ran = []
+    for program in BOOT_PROGRAMS:
+        if os.path.exists(private_path(lab, host, program)):
+            lab.host_exec(host, [program], timeout=30)
+            ran.append(program)
+    return ran

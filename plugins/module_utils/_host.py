@@ -401,6 +401,15 @@ class Host:
     def systemd_running():
         return os.path.isdir("/run/systemd/system")
 
+    def boot_unit(self, name, enabled):
+        """After a unit file was written (``enabled``) or removed: reload systemd and enable the unit at boot,
+        or forget it (its state stays applied: the unit only restores it at boot)."""
+        if not enabled:
+            self.run(["systemctl", "disable", name], check=False)
+        self.run(["systemctl", "daemon-reload"])
+        if enabled:
+            self.run(["systemctl", "enable", name])
+
     @staticmethod
     def pid_of(pid_file, name):
         """The pid in ``pid_file`` when that process lives and its command line names ``name`` (a stale pid

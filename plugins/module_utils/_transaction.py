@@ -91,6 +91,32 @@ def roll_back(host, transactions, done, undos):
     return problems
 
 
+def file_transactions(host, desired, owned_paths):
+    """The transactions that make our files as ``desired`` (``{path: (content, mode)}``): write what differs,
+    remove those of ``owned_paths`` no longer wanted. Returns (transactions, changed paths, {path: text}
+    before, {path: text} after), the last two for diffs."""
+    transactions, changed = [], []
+    before, after = {}, {}
+    for path in owned_paths:
+        current = host.read_file(path)
+        wanted = desired.get(path)
+        if current is not None:
+            before[path] = current
+        if wanted is not None:
+            after[path] = wanted[0]
+        if wanted is None and current is not None:
+            transactions.append(Transaction(f"remove {path}", "remove", "", undo=current, target=(path,),
+                                            undo_tool="write"))
+            changed.append(path)
+        elif wanted is not None and (current != wanted[0] or host.file_mode(path) != wanted[1]):
+            undo = current if current is not None else (lambda target_host, path=path: target_host.remove_file(path)
+                                                        and None)
+            transactions.append(Transaction(f"write {path}", "write", wanted[0], target=(path, wanted[1]),
+                                            undo=undo))
+            changed.append(path)
+    return transactions, changed, before, after
+
+
 def describe(transaction):
     """The command a transaction runs, as shell-like text for ``commands`` results."""
     return describe_tool(transaction.tool, transaction.payload, transaction.target)

@@ -70,13 +70,31 @@ options:
     description: Where the module records the addresses it added (JSON).
     type: path
     default: /etc/netkit-egress/floating_ips.json
+  persist:
+    description:
+      - Write what brings the floating IPs this node holds after the run back at boot without Ansible, in
+        O(persist_dir) - C(floating_ip.batch) (C(ip -batch) lines C(address replace ...)) and the start
+        program C(floating_ip.start) that loads it (what boot runs where there is no systemd, as in containers
+        and network namespaces).
+      - Where systemd runs (C(/run/systemd/system) exists), also the oneshot unit
+        C({systemd_unit_dir}/netkit-egress-floating-ip.service), whose C(ExecStart=) line is the same command,
+        enabled (after C(network-online.target)).
+      - When false, or when the node holds no floating IP, those files (and the unit) are removed. With VRRP
+        (role C(netkit.egress.gateway_group), C(gateway_group_failover=vrrp)) keepalived holds the addresses
+        and this module holds none, so nothing is persisted.
+      - A node that was down while a run moved its floating IPs to other nodes adds them back at boot, beside
+        the new holders, until the next run; see the notes.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - netkit.egress.boot
 attributes:
   check_mode:
     support: full
     description: Reports what would be added and removed (and the diff) without changing addresses or the state file.
   diff_mode:
     support: full
-    description: Returns the floating IPs held before and after.
+    description: Returns the floating IPs held and the boot files before and after.
   platform:
     support: full
     platforms: linux
@@ -85,6 +103,9 @@ notes:
   - A floating IP must be held by one node only. The controller allocates each one to a single gateway
     node (see the filter C(netkit.egress.allocate_floating_ips) and the role C(netkit.egress.gateway_group)),
     which runs this module with O(state=exact) on every gateway node.
+  - With O(persist), a node restores at boot the floating IPs it held at its last run. If a run moved them
+    to other gateway nodes while this node was down, it holds them beside the new holders until the next
+    run (which removes them here); run C(egress_nat.yml) after a gateway node comes back, or use VRRP.
 seealso:
   - plugin: netkit.egress.allocate_floating_ips
     plugin_type: filter
@@ -102,6 +123,7 @@ EXAMPLES = r"""
     addresses: "{{ allocation | dict2items | selectattr('value', 'equalto', inventory_hostname)
                    | map(attribute='key') | list }}"
     state: exact
+    persist: true   # back at boot without Ansible
 
 - name: Release a floating IP
   netkit.egress.floating_ip:
@@ -150,14 +172,22 @@ announced:
   elements: str
   sample: ["192.168.1.100"]
 commands:
-  description: The C(ip -batch) lines run (or that would run).
+  description: The C(ip -batch) lines run (or that would run), then C(write PATH) / C(remove PATH) for each boot
+    file (O(persist)).
   returned: always
   type: list
   elements: str
   sample: ["address add 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk",
            "address add 2001:db8:1::100/64 dev eth0 noprefixroute nodad preferred_lft 0"]
+persisted_files:
+  description: The boot files (O(persist)) kept up to date by the run; empty without O(persist).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/etc/netkit-egress/floating_ip.batch", "/etc/netkit-egress/floating_ip.start"]
 diff:
-  description: The floating IPs held before and after, each C({addresses}) with a list like RV(addresses).
+  description: The floating IPs held and the boot files before and after, each C({addresses, files}) with a list
+    like RV(addresses) and a mapping path -> content.
   returned: when diff mode is on
   type: dict
 """
@@ -176,6 +206,9 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": list(STATES), "default": "present"},
     "announce": {"type": "bool", "default": True},
     "state_file": {"type": "path", "default": "/etc/netkit-egress/floating_ips.json"},
+    "persist": {"type": "bool", "default": False},
+    "persist_dir": {"type": "path", "default": "/etc/netkit-egress"},
+    "systemd_unit_dir": {"type": "path", "default": "/etc/systemd/system"},
 }
 
 

@@ -131,13 +131,28 @@ options:
     description: Routing protocol number that marks our routes.
     type: int
     default: 201
+  persist:
+    description:
+      - Write what brings the datapath back at boot without Ansible, all in O(persist_dir) -
+        C(nat_policy.sysctl), C(nat_policy.nft), the rules and routes as C(ip -batch) files C(nat_policy.ipv4) and
+        C(nat_policy.ipv6), and the start program C(nat_policy.start) that loads them (what boot runs where
+        there is no systemd, as in containers and network namespaces).
+      - Where systemd runs (C(/run/systemd/system) exists), also the oneshot unit
+        C({systemd_unit_dir}/netkit-egress-nat-policy.service), whose C(ExecStart=) lines are the same commands,
+        enabled (after C(network-online.target); C(netkit-egress-keepalived.service) starts after it).
+      - When false, or when no policy and no return route is left, those files (and the unit) are removed.
+      - Only with O(state) merged, replaced, overridden or deleted.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - netkit.egress.boot
 attributes:
   check_mode:
     support: full
     description: Reports the commands and changes a real run would make, and changes nothing.
   diff_mode:
     support: full
-    description: Returns the policies, return routes and sysctls before and after.
+    description: Returns the policies, return routes, sysctls and boot files before and after.
   platform:
     support: full
     platforms: linux
@@ -189,6 +204,7 @@ EXAMPLES = r"""
         excluded_destinations: [203.0.113.20/32]
     return_routes:
       - {destination: 10.10.1.0/24, via: 192.168.1.1}
+    persist: true   # back at boot without Ansible
 
 - name: What is configured here?
   netkit.egress.nat_policy:
@@ -216,7 +232,8 @@ after:
 commands:
   description:
     - What was applied (or would be, in check mode) - the nft script between C(nft -f - <<'EOF') and
-      C(EOF), then C(ip) commands. Empty when nothing changes.
+      C(EOF), then C(ip) commands, then C(write PATH) / C(remove PATH) for each boot file (O(persist)).
+      Empty when nothing changes.
   returned: when O(state) is merged, replaced, overridden or deleted
   type: list
   elements: str
@@ -235,6 +252,13 @@ rendered:
   returned: when O(state=rendered)
   type: list
   elements: str
+persisted_files:
+  description: The boot files (O(persist)) kept up to date by the run; empty without O(persist).
+  returned: when O(state) is merged, replaced, overridden or deleted
+  type: list
+  elements: str
+  sample: ["/etc/netkit-egress/nat_policy.ipv4", "/etc/netkit-egress/nat_policy.nft",
+           "/etc/netkit-egress/nat_policy.start", "/etc/netkit-egress/nat_policy.sysctl"]
 sysctls:
   description: Sysctls the datapath needs, with their value before and after the run.
   returned: when O(state) is merged, replaced, overridden or deleted
@@ -270,6 +294,9 @@ def argument_spec():
         mark_mask=dict(type="raw", default="0x00ff0000"),
         mark_base=dict(type="raw", default="0x00010000"),
         route_protocol=dict(type="int", default=201),
+        persist=dict(type="bool", default=False),
+        persist_dir=dict(type="path", default="/etc/netkit-egress"),
+        systemd_unit_dir=dict(type="path", default="/etc/systemd/system"),
     )
 
 

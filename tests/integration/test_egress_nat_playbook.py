@@ -100,6 +100,29 @@ def test_guide_manifests_select_frontends_of_alice_and_paul(cluster, tmp_path):
     assert policy["status"]["state"] == "Applied"
 
 
+def test_reboot_of_every_host_boot_programs_bring_the_egress_ip_back(cluster, tmp_path):
+    """A reboot without systemd of every gateway and node (processes, our nft tables, rules, routes, floating
+    addresses, /run and our sysctls gone), then only what boot runs: the hosts are as the run left them."""
+    rc, output = converge(cluster, tmp_path)
+    assert rc == 0, failure_messages(output)
+    before = snapshots(cluster)
+    for host in cluster_lab.cluster_hosts():
+        cluster_lab.reboot(cluster, host)
+    assert cluster_lab.source_addresses(cluster) == NODE_ADDRESS
+    assert cluster.sysctl_get("gw1", "net.ipv4.ip_forward") == "0"
+    ran = {host: cluster_lab.boot(cluster, host) for host in cluster_lab.cluster_hosts()}
+    assert ran == {host: list(cluster_lab.BOOT_PROGRAMS[:2 if host in cluster_lab.GATEWAYS else 1])
+                   for host in cluster_lab.cluster_hosts()}
+    seen = cluster_lab.source_addresses(cluster)
+    assert seen == dict(NODE_ADDRESS, p1a="192.168.1.100", p2a="192.168.1.100")
+    after = snapshots(cluster)
+    for host in cluster_lab.cluster_hosts():
+        for part in before[host]:
+            # The node's own masquerade counted the unselected pods' connections meanwhile.
+            assert cluster_lab.without_counters(after[host][part]) == cluster_lab.without_counters(
+                before[host][part]), (host, part)
+
+
 def test_check_mode_changes_nothing_and_predicts_changes(cluster, tmp_path):
     before = snapshots(cluster)
     rc, output = converge(cluster, tmp_path, check=True, diff=True)
@@ -107,6 +130,13 @@ def test_check_mode_changes_nothing_and_predicts_changes(cluster, tmp_path):
     assert snapshots(cluster) == before
     assert set(changed_hosts(output)) == set(cluster_lab.cluster_hosts())
     assert cluster_lab.source_addresses(cluster) == NODE_ADDRESS
+    # The boot files are predicted (commands, diff) and not written.
+    gateway = next(result for name, _host, result in task_results(output, host="gw1")
+                   if "Converge the gateway side" in name)
+    assert "write /etc/netkit-egress/nat_policy.start" in gateway["commands"]
+    assert "/etc/netkit-egress/nat_policy.nft" in gateway["diff"]["after"]["files"]
+    for host in cluster_lab.cluster_hosts():
+        assert not os.path.exists(cluster_lab.private_path(cluster, host, cluster_lab.BOOT_PROGRAMS[0]))
 
 
 def test_network_policy_drop_beats_the_nat_policy(cluster, tmp_path):

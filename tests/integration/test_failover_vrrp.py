@@ -187,21 +187,31 @@ def test_drain_hands_over_make_before_break_with_zero_lost_probes(vrrp_cluster, 
     assert settle(lab, "gw1") == "gw1"
 
 
-def test_boot_commands_bring_keepalived_back_after_its_runtime_state_is_gone(vrrp_cluster):
-    """A reboot without systemd, as far as keepalived goes: every process gone, /run emptied, then the start
-    program (what boot runs) and nothing else."""
+def test_reboot_of_every_host_boot_programs_bring_datapath_and_keepalived_back(vrrp_cluster):
+    """A reboot without systemd of every gateway and node: processes, our nft tables, rules, routes, addresses,
+    /run and our sysctls gone; then only what boot runs (the start programs, datapath before keepalived)."""
     lab = vrrp_cluster
     settle(lab, "gw1")
-    for gateway in cluster_lab.GATEWAYS:
-        fl.signal_keepalived(lab, gateway, "KILL")
-    for gateway in cluster_lab.GATEWAYS:
-        lab.host_exec(gateway, ["sh", "-c", f"rm -rf {fl.RUN_DIR}/*"])
-        lab.sh(gateway, "nft delete table arp netkit_vrrp_fence", check=False)
+    hosts = cluster_lab.cluster_hosts()
+    datapath = {host: lab.snapshot(host) for host in hosts}
+    for host in hosts:
+        cluster_lab.reboot(lab, host)
     assert all(nodes == [] for nodes in held_by(lab).values())
-    for gateway in cluster_lab.GATEWAYS:
-        assert fl.boot(lab, gateway).returncode == 0
+    assert cluster_lab.source_addresses(lab)["p1a"] == cluster_lab.NODES["node1"], "nothing of ours is left"
+    ran = {host: cluster_lab.boot(lab, host) for host in hosts}
+    # The addresses stay keepalived's: floating_ip persisted none of them.
+    gateway_programs = [cluster_lab.BOOT_PROGRAMS[0], fl.CONFIG_DIR + "/start"]
+    assert ran == {host: gateway_programs if host in cluster_lab.GATEWAYS else gateway_programs[:1] for host in hosts}
     assert settle(lab, "gw1") == "gw1"
-    assert cluster_lab.source_addresses(lab)["p1a"] == "192.168.1.100"
+    assert all(len(nodes) == 1 for nodes in held_by(lab).values()), held_by(lab)
+    seen = cluster_lab.source_addresses(lab)
+    assert seen["p1a"] == seen["p2a"] == "192.168.1.100"
+    assert seen["p1b"] == cluster_lab.NODES["node1"]
+    for host in hosts:
+        after = lab.snapshot(host)
+        for part in ("nft", "route4", "rule4", "sysctl"):
+            assert cluster_lab.without_counters(after[part]) == cluster_lab.without_counters(datapath[host][part]), \
+                (host, part)
 
 
 def test_namespace_deleted_fails_over_within_the_bound(tmp_path):

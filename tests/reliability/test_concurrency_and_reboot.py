@@ -12,8 +12,8 @@ Reboot: with ``persist: true`` the egress gateway writes a boot unit. A reboot i
 the namespace's rulesets (nftables and both iptables variants), destroying its ipset sets and turning
 forwarding off; running exactly
 the unit's ExecStart= lines brings back a byte-identical host, and the next run reports no change.
-floating_ip and nat_policy have no boot persistence (docs/reliability.md: a known gap): after the same
-flush the next Ansible run restores them and says so (changed).
+floating_ip and nat_policy without ``persist`` (their default; the roles persist, proven by the playbook
+tests' reboot of every host): after the same flush the next Ansible run restores them and says so (changed).
 """
 
 import subprocess
@@ -24,6 +24,7 @@ import pytest
 import harness
 from scenarios import SCENARIOS, egress_gateway_args
 
+from ansible_collections.netkit.egress.plugins.module_utils import _boot
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import persist
 
 HOLD_SECONDS = 1.5
@@ -91,7 +92,7 @@ def test_boot_unit_restores_everything(topo, workers, backend, variant):
     lab.sh("gw", REBOOTED)
     assert harness.snapshot(lab, "gw") != before
     unit = lab.sh("gw", f"cat {PERSIST_PATHS['systemd_unit_dir']}/{persist.UNIT_FILE}").stdout
-    for argv in persist.exec_starts(unit):
+    for argv in _boot.commands(unit):
         lab.exec("gw", argv)
     after = harness.snapshot(lab, "gw")
     again = worker.run("egress_gateway", args, check=True)
@@ -102,6 +103,14 @@ def test_boot_unit_restores_everything(topo, workers, backend, variant):
     assert again.get("changed") is False
 
 
+# A reboot also takes the floating IPs, our ip rules and our routes.
+REBOOTED_WITH_ADDRESSES = (REBOOTED + "; ip -4 addr flush dev eth0 label eth0:nk; "
+                           "ip -6 addr del 2001:db8:1::100/64 dev eth0 2>/dev/null; "
+                           "ip rule del priority 21000 2>/dev/null; ip -6 rule del priority 21001 2>/dev/null; "
+                           "ip route flush proto 201; ip -6 route flush proto 201; "
+                           "ip route flush table 21000 2>/dev/null; ip -6 route flush table 21001 2>/dev/null; true")
+
+
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s[2] in ("floating_ip", "nat_policy")],
                          ids=lambda scenario: scenario[0])
 def test_no_persistence_next_run_restores(topo, workers, scenario):
@@ -109,15 +118,34 @@ def test_no_persistence_next_run_restores(topo, workers, scenario):
     lab, worker = topo, workers(host)
     assert worker.run(module, args).get("changed")
     before = harness.snapshot(lab, host)
-    lab.sh(host, REBOOTED + "; ip -4 addr flush dev eth0 label eth0:nk; "
-                            "ip -6 addr del 2001:db8:1::100/64 dev eth0 2>/dev/null; "
-                            "ip rule del priority 21000 2>/dev/null; ip -6 rule del priority 21001 2>/dev/null; "
-                            "ip route flush proto 201; ip -6 route flush proto 201; "
-                            "ip route flush table 21000 2>/dev/null; ip -6 route flush table 21001 2>/dev/null; true")
+    lab.sh(host, REBOOTED_WITH_ADDRESSES)
     assert harness.snapshot(lab, host) != before
     restored = worker.run(module, args)
     after = harness.snapshot(lab, host)
     ok = restored.get("changed") is True and after == before
-    harness.record("7 reboot without persistence: next run restores (known gap)", name, 1, int(ok))
+    harness.record("7 reboot without persist: next run restores", name, 1, int(ok))
     assert restored.get("changed") is True
     assert after == before, harness.changed_parts(before, after)
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s[2] in ("floating_ip", "nat_policy")],
+                         ids=lambda scenario: scenario[0])
+def test_boot_program_restores_everything(topo, workers, scenario):
+    """With ``persist``: the same reboot, then only the start program's commands: the host is identical to
+    before (files included), and the next run reports no change."""
+    name, host, module, args, _drifts = scenario
+    lab, worker = topo, workers(host)
+    args = dict(args, persist=True)
+    assert worker.run(module, args).get("changed")
+    before = harness.snapshot(lab, host)
+    lab.sh(host, REBOOTED_WITH_ADDRESSES)
+    assert harness.snapshot(lab, host) != before
+    program = f"/etc/netkit-egress/{module}.start"
+    for argv in _boot.commands(lab.sh(host, f"cat {program}").stdout):
+        lab.exec(host, argv)
+    after = harness.snapshot(lab, host)
+    again = worker.run(module, args, check=True)
+    ok = after == before and again.get("changed") is False
+    harness.record("7 reboot (boot program restores, next run no change)", name, 1, int(ok))
+    assert after == before, harness.changed_parts(before, after)
+    assert again.get("changed") is False

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.netkit.egress.plugins.module_utils import _boot
+
 NFT_FILE = "egress_gateway.nft"
 IPTABLES_FILES = {"ipv4": "egress_gateway.rules.v4", "ipv6": "egress_gateway.rules.v6"}
 IPSET_FILE = "egress_gateway.ipset"
 SYSCTL_FILE = "90-netkit-egress-gateway.conf"
 UNIT_FILE = "netkit-egress-gateway.service"
-HEADER = "# Managed by netkit.egress.egress_gateway; changes are overwritten.\n"
+HEADER = _boot.header("egress_gateway")
 # Lists every file a persisting run wrote, so that a later run with other directories still finds and
 # removes them.
 MANIFEST_FILE = "egress_gateway.files"
@@ -47,22 +49,10 @@ def render_sysctl(sysctls):
 
 
 def render_unit(exec_starts):
-    lines = [
-        "# Managed by netkit.egress.egress_gateway; changes are overwritten.",
-        "[Unit]",
-        "Description=netkit.egress egress gateway (forwarding sysctls and firewall rules)",
-        "DefaultDependencies=no",
-        "Wants=network-pre.target",
-        "Before=network-pre.target",
-        "After=local-fs.target",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        "RemainAfterExit=yes",
-    ]
-    lines += [f"ExecStart={command}" for command in exec_starts]
-    lines += ["", "[Install]", "WantedBy=multi-user.target"]
-    return "\n".join(lines) + "\n"
+    # Before the network comes up: the firewall is in place before the first packet is forwarded.
+    return _boot.render_unit("egress_gateway", "netkit.egress egress gateway (forwarding sysctls and firewall rules)",
+                             exec_starts, wants=("network-pre.target",), before=("network-pre.target",),
+                             after=("local-fs.target",), default_dependencies=False)
 
 
 def render_files(backend, rules, sysctls, binaries, persist_dir, sysctl_dir, unit_dir):
@@ -77,26 +67,21 @@ def render_files(backend, rules, sysctls, binaries, persist_dir, sysctl_dir, uni
     if sysctls:
         sysctl_path = os.path.join(sysctl_dir, SYSCTL_FILE)
         files[sysctl_path] = render_sysctl(sysctls)
-        exec_starts.append(f"{binaries['sysctl']} -p {sysctl_path}")
+        exec_starts.append([binaries["sysctl"], "-p", sysctl_path])
     if backend == "nftables":
         path = os.path.join(persist_dir, NFT_FILE)
         files[path] = rules
-        exec_starts.append(f"{binaries['nft']} -f {path}")
+        exec_starts.append([binaries["nft"], "-f", path])
     else:
         if rules.get("ipset"):
             path = os.path.join(persist_dir, IPSET_FILE)
             files[path] = rules["ipset"]
-            exec_starts.append(f"{binaries['ipset']} -exist -file {path} restore")
+            exec_starts.append([binaries["ipset"], "-exist", "-file", path, "restore"])
         for family, text in rules.items():
             if family == "ipset":
                 continue
             path = os.path.join(persist_dir, IPTABLES_FILES[family])
             files[path] = text
-            exec_starts.append(f"{binaries[family]} --noflush {path}")
+            exec_starts.append([binaries[family], "--noflush", path])
     files[os.path.join(unit_dir, UNIT_FILE)] = render_unit(exec_starts)
     return files
-
-
-def exec_starts(unit_text):
-    """The ExecStart= commands of a unit file, in order (as argv lists)."""
-    return [line.split("=", 1)[1].split() for line in unit_text.splitlines() if line.startswith("ExecStart=")]

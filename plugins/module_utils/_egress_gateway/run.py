@@ -254,9 +254,7 @@ def run_converge(module, host, params, config):
             host.apply(transaction.tool, transaction.payload, transaction.target)
         unit_touched = any(path.endswith(persist.UNIT_FILE) for path in list(writes) + removals)
         if unit_touched and host.systemd_running() and host.has("systemctl"):
-            host.run(["systemctl", "daemon-reload"])
-            if present and params["persist"]:
-                host.run(["systemctl", "enable", persist.UNIT_FILE])
+            host.boot_unit(persist.UNIT_FILE, enabled=present and params["persist"])
     after_sysctls = dict(current_sysctls, **sysctl_changes)
     changed = bool(transactions or after_firewall)
     result = dict(changed=changed,

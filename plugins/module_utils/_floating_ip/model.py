@@ -188,9 +188,10 @@ def label_for(interface):
     return interface[:IFNAMSIZ_CHARS - len(LABEL_SUFFIX)] + LABEL_SUFFIX
 
 
-def add_command(item):
+def add_command(item, verb="add"):
+    """``verb`` ``replace`` adds the address or leaves it as it is (what boot runs: it may run twice)."""
     # noprefixroute: no second subnet route, so the node's own address stays the source of its traffic.
-    words = ["address", "add", f"{item.address}/{item.prefix_length}", "dev", item.interface, "noprefixroute"]
+    words = ["address", verb, f"{item.address}/{item.prefix_length}", "dev", item.interface, "noprefixroute"]
     if net.family_of(item.address) == "ipv4":
         words += ["label", label_for(item.interface)]
     else:

@@ -7,7 +7,7 @@ through the one transaction engine, announce what was added (``announce``)."""
 from __future__ import annotations
 
 from ansible_collections.netkit.egress.plugins.module_utils import _transaction as transaction
-from ansible_collections.netkit.egress.plugins.module_utils._floating_ip import announce, model
+from ansible_collections.netkit.egress.plugins.module_utils._floating_ip import announce, model, persist
 from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
 from ansible_collections.netkit.egress.plugins.module_utils._transaction import Transaction
 
@@ -33,15 +33,22 @@ def batch_text(lines):
     return "".join(line + "\n" for line in lines)
 
 
-def transactions(commands, undo_commands, state_file, held_after, state_text):
-    """The address batch (when there is one), then the state file."""
+def transactions(commands, undo_commands, state_file, held_after, state_text, files):
+    """The address batch (when there is one), the state file, then the boot files."""
     planned = []
     if commands:
         planned.append(Transaction("addresses", "ip-batch", batch_text(commands), undo=batch_text(undo_commands)))
-    # The last transaction: a write is atomic, so its undo (the old text) is only there for completeness.
     planned.append(Transaction("state file", "write", model.render_state(held_after), undo=state_text,
                                target=(state_file, STATE_FILE_MODE)))
-    return planned
+    return planned + files
+
+
+def boot_files(host, params, held_after):
+    """The boot files of the addresses this run leaves (``{path: (content, mode)}``; {} without ``persist``)."""
+    if not params["persist"]:
+        return {}
+    return persist.render_files(held_after, host.which("ip") or "/usr/sbin/ip", params["persist_dir"],
+                                params["systemd_unit_dir"] if host.systemd_running() else None)
 
 
 def record_reality(host, state_file, candidates, state_text):
@@ -89,25 +96,33 @@ def converge(module, host):
     # Records of addresses that vanished from the host are dropped, so a later hand-made address
     # with the same value is never mistaken for ours.
     state_changes = state != "gathered" and model.sort_held(records) != model.sort_held(held_after)
+    wanted_files = {} if state == "gathered" else boot_files(host, params, held_after)
+    files, changed_files, files_before, files_after = ([], [], {}, {}) if state == "gathered" else \
+        transaction.file_transactions(host, wanted_files, persist.all_paths(params["persist_dir"],
+                                                                            params["systemd_unit_dir"]))
     announced = []
-    if not module.check_mode and (commands or state_changes):
+    if not module.check_mode and (commands or state_changes or files):
         try:
             transaction.apply(host, transactions(commands, model.undo_commands(to_remove, to_add), state_file,
-                                                 held_after, state_text))
+                                                 held_after, state_text, files))
         except HostError as exc:
             raise HostError(f"{exc}{record_reality(host, state_file, held + to_add, state_text)}") from None
+        if persist.unit_path(params["systemd_unit_dir"]) in changed_files and host.systemd_running():
+            host.boot_unit(persist.UNIT, enabled=bool(wanted_files))
         if params["announce"]:
             announced = announce_added(module, host, to_add, ip_addr)
     result = {
-        "changed": bool(commands) or state_changes,
+        "changed": bool(commands) or state_changes or bool(files),
         "added": [item.address for item in to_add],
         "removed": [item.address for item in to_remove],
         "announced": announced,
-        "commands": commands,
+        "commands": commands + [transaction.describe(item) for item in files],
         "addresses": [model.as_dict(item) for item in held_after],
+        "persisted_files": sorted(wanted_files),
     }
     if module._diff:
         # Mappings, because Ansible's diff display serialises mappings but not lists.
-        result["diff"] = {"before": {"addresses": [model.as_dict(item) for item in model.sort_held(held)]},
-                          "after": {"addresses": result["addresses"]}}
+        result["diff"] = {"before": {"addresses": [model.as_dict(item) for item in model.sort_held(held)],
+                                     "files": files_before},
+                          "after": {"addresses": result["addresses"], "files": files_after}}
     return result

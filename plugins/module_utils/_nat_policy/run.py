@@ -16,6 +16,7 @@ from ansible_collections.netkit.egress.plugins.module_utils import _transaction
 from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostLock
 from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import model
 from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import nftables as nft
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import persist
 from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import routing
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.module_utils._transaction import Transaction
@@ -185,16 +186,22 @@ def converge(module, host, params, numbering, cleaned, return_routes):
     adds, removals = routing.routing_changes(*routing_args)
     record = host.read_file(STATE_FILE)
     sysctl_report, sysctl_writes, saved = sysctl_changes(host, role, policies, record)
+    boot_files = persisted_files(host, params, role, policies, slots, interfaces, return_routes, numbering,
+                                 sysctl_report)
+    persist_dir, unit_dir = params["persist_dir"], params["systemd_unit_dir"]
+    files, changed_files, files_before, files_after = _transaction.file_transactions(
+        host, boot_files, persist.all_paths(persist_dir, unit_dir))
 
     commands = (nft_command_lines(script) if script else []) + routing.command_lines(adds) \
-        + routing.command_lines(removals)
+        + routing.command_lines(removals) + [_transaction.describe(item) for item in files]
     changed = bool(commands or sysctl_writes)
     if changed and not module.check_mode:
         undo_adds, undo_removals = routing.routing_undo(*routing_args)
         table = table_transactions(script)
+        # The boot files last: when the datapath fails they are not written, when they fail it is rolled back.
         transactions = (record_transactions(record, saved) + sysctl_transactions(sysctl_report, sysctl_writes)
                         + batch_transactions("rules and routes", adds, undo_adds) + table
-                        + batch_transactions("removal of rules and routes", removals, undo_removals))
+                        + batch_transactions("removal of rules and routes", removals, undo_removals) + files)
         # The kernel checks the script first only when routing changes that packets would feel go before
         # it: a source node without our table yet has no packet carrying our marks, so new rules and slot
         # routes steer nothing until the table exists (and are undone if it fails): one nft process less.
@@ -202,19 +209,39 @@ def converge(module, host, params, numbering, cleaned, return_routes):
         if any(adds.values()) and not adds_inert:
             _transaction.check(host, table)
         _transaction.apply(host, transactions)
+        if persist.unit_path(unit_dir) in changed_files and host.systemd_running():
+            host.boot_unit(persist.UNIT, enabled=bool(boot_files))
 
     after = model.policies_as_dicts(policies)
     after_return = [route.to_dict() for route in return_routes]
     result = {"changed": changed, "before": before, "after": after, "commands": commands,
-              "return_routes": after_return, "sysctls": sysctl_report}
+              "return_routes": after_return, "sysctls": sysctl_report, "persisted_files": sorted(boot_files)}
     if module._diff:
         result["diff"] = {
             "before": {"config": before, "return_routes": held_return,
-                       "sysctls": {name: values["before"] for name, values in sysctl_report.items()}},
+                       "sysctls": {name: values["before"] for name, values in sysctl_report.items()},
+                       "files": files_before},
             "after": {"config": after, "return_routes": after_return,
-                      "sysctls": {name: values["after"] for name, values in sysctl_report.items()}},
+                      "sysctls": {name: values["after"] for name, values in sysctl_report.items()},
+                      "files": files_after},
         }
     return result
+
+
+def persisted_files(host, params, role, policies, slots, interfaces, return_routes, numbering, sysctl_report):
+    """The boot files of the datapath this run leaves (``{path: (content, mode)}``; {} without ``persist``)."""
+    if not params["persist"]:
+        return {}
+    script = nft.render_script(role, policies, slots, numbering) if policies else None
+    boot_batches, _removals = routing.routing_changes(
+        [], routing.desired_rules(slots, numbering), [],
+        routing.desired_slot_routes(slots, interfaces, numbering) + routing.desired_return_routes(return_routes),
+        numbering.route_protocol)
+    binaries = {name: host.which(name) or f"/usr/sbin/{name}" for name in ("sysctl", "nft", "ip")}
+    sysctls = {name: values["after"] for name, values in sysctl_report.items()} if policies else {}
+    return persist.render_files(sysctls, script,
+                                boot_batches, binaries, params["persist_dir"],
+                                params["systemd_unit_dir"] if host.systemd_running() else None)
 
 
 def record_transactions(record, saved):

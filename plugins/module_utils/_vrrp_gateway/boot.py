@@ -6,7 +6,9 @@ is no systemd, and what the module runs), and systemd units with the same comman
 
 from __future__ import annotations
 
-HEADER = "# Managed by netkit.egress.vrrp_gateway; changes are overwritten.\n"
+from ansible_collections.netkit.egress.plugins.module_utils import _boot
+
+HEADER = _boot.header("vrrp_gateway")
 
 
 def keepalived_argv(paths, foreground=True):
@@ -33,9 +35,7 @@ _RUNNING = """running() {
 
 def render_start(gateway, paths):
     run = paths.run_dir
-    lines = ["#!/bin/sh", HEADER.strip(),
-             "# Starts what is not running: conntrackd (if configured), then keepalived. Safe to run again.",
-             "set -e", _RUNNING.rstrip("\n"),
+    lines = [_RUNNING.rstrip("\n"),
              f"mkdir -p {run}",
              f"[ -s {paths.track_file} ] || echo 0 > {paths.track_file}"]
     if gateway.conntrack:
@@ -51,13 +51,14 @@ def render_start(gateway, paths):
               f"  setsid {' '.join(keepalived_argv(paths))} </dev/null >>{paths.run('keepalived.log')} 2>&1 &",
               "  i=0; while [ ! -s " + paths.vrrp_pid + " ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done",
               "fi"]
-    return "\n".join(lines) + "\n"
+    return _boot.render_program("vrrp_gateway", "Starts what is not running: conntrackd (if configured), then "
+                                "keepalived. Safe to run again.", lines)
 
 
 def render_stop(paths):
     """Stops keepalived (SIGTERM: it sends priority 0, the backups take over at once, it removes its
     addresses) and then conntrackd, each by its pid file."""
-    lines = ["#!/bin/sh", HEADER.strip(), _RUNNING.rstrip("\n")]
+    lines = [_RUNNING.rstrip("\n")]
     for pid_file, name in ((paths.keepalived_pid, "keepalived"), (paths.conntrackd_pid, "conntrackd")):
         lines += [f"if running {pid_file} {name}; then",
                   f"  pid=$(cat {pid_file}); kill -TERM $pid",
@@ -66,16 +67,18 @@ def render_stop(paths):
                   "fi",
                   f"rm -f {pid_file}"]
     lines.append(f"rm -f {paths.vrrp_pid}")
-    return "\n".join(lines) + "\n"
+    return _boot.render_program("vrrp_gateway", "Stops keepalived, then conntrackd, each by its pid file.", lines,
+                                stop_on_error=False)
 
 
 def render_units(gateway, paths):
     """name -> text of the systemd units (only written where systemd runs)."""
     units = {}
-    keepalived_after = "network-online.target"
+    # The NAT datapath first: the track script fails a node without it.
+    keepalived_after = f"network-online.target {_boot.NAT_POLICY_UNIT}"
     if gateway.conntrack:
-        keepalived_after += " netkit-egress-conntrackd.service"
-        units["netkit-egress-conntrackd.service"] = (
+        keepalived_after += f" {_boot.CONNTRACKD_UNIT}"
+        units[_boot.CONNTRACKD_UNIT] = (
             HEADER + "[Unit]\nDescription=netkit.egress conntrack state sync (conntrackd FTFW)\n"
             "After=network-online.target\nWants=network-online.target\n\n"
             "[Service]\nType=simple\n"
@@ -83,7 +86,7 @@ def render_units(gateway, paths):
             f"ExecStartPre=/bin/rm -f {paths.run('conntrackd.lock')}\n"
             f"ExecStart=/usr/sbin/{' '.join(conntrackd_argv(paths))}\nRestart=on-failure\n\n"
             "[Install]\nWantedBy=multi-user.target\n")
-    units["netkit-egress-keepalived.service"] = (
+    units[_boot.KEEPALIVED_UNIT] = (
         HEADER + "[Unit]\nDescription=netkit.egress floating IPs (keepalived VRRP)\n"
         f"After={keepalived_after}\nWants=network-online.target\n\n"
         "[Service]\nType=simple\n"

@@ -10,7 +10,9 @@ client's: the entries to sync are exactly the forwarded (SNATed) connections.
 
 from __future__ import annotations
 
-HEADER = "# Managed by netkit.egress.vrrp_gateway; changes are overwritten.\n"
+from ansible_collections.netkit.egress.plugins.module_utils import _boot
+
+HEADER = _boot.header("vrrp_gateway")
 PORT = 3780
 MULTICAST_GROUP = "225.0.0.50"
 

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-HEADER = "# Managed by netkit.egress.vrrp_gateway; changes are overwritten.\n"
+from ansible_collections.netkit.egress.plugins.module_utils import _boot
+
+HEADER = _boot.header("vrrp_gateway")
 FENCE_TRACK = "nk_fence"
 UPLINK_SCRIPT = "nk_uplink"
 

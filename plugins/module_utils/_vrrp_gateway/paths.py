@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-UNIT_NAMES = ("netkit-egress-keepalived.service", "netkit-egress-conntrackd.service")
+from ansible_collections.netkit.egress.plugins.module_utils import _boot
+
+UNIT_NAMES = (_boot.KEEPALIVED_UNIT, _boot.CONNTRACKD_UNIT)
 
 
 class Paths(NamedTuple):

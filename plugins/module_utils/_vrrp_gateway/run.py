@@ -12,7 +12,7 @@ import sys
 
 from ansible_collections.netkit.egress.plugins.module_utils import _transaction as engine
 from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway import boot, conntrackd, fence, keepalived, model
-from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway.paths import Paths
+from ansible_collections.netkit.egress.plugins.module_utils._vrrp_gateway.paths import UNIT_NAMES, Paths
 
 EXECUTABLE = 0o755
 PRIVATE = 0o600
@@ -58,33 +58,9 @@ def desired_files(gateway, paths, systemd):
 
 
 def all_paths(paths):
-    units = [paths.unit(name) for name in ("netkit-egress-keepalived.service", "netkit-egress-conntrackd.service")]
+    units = [paths.unit(name) for name in UNIT_NAMES]
     return [paths.keepalived_conf, paths.notify_config, paths.notify_program, paths.track_program,
             paths.start_program, paths.stop_program, paths.conntrackd_conf] + units
-
-
-def file_transactions(host, desired, owned_paths):
-    """Transactions writing what differs and removing our files that are no longer wanted."""
-    transactions, changed = [], []
-    before, after = {}, {}
-    for path in owned_paths:
-        current = host.read_file(path)
-        wanted = desired.get(path)
-        if current is not None:
-            before[path] = current
-        if wanted is not None:
-            after[path] = wanted[0]
-        if wanted is None and current is not None:
-            transactions.append(engine.Transaction(f"remove {path}", "remove", "", undo=current,
-                                                   target=(path,), undo_tool="write"))
-            changed.append(path)
-        elif wanted is not None and (current != wanted[0] or host.file_mode(path) != wanted[1]):
-            undo = current if current is not None else (lambda target_host, path=path: target_host.remove_file(path)
-                                                        and None)
-            transactions.append(engine.Transaction(f"write {path}", "write", wanted[0], target=(path, wanted[1]),
-                                                   undo=undo))
-            changed.append(path)
-    return transactions, changed, before, after
 
 
 def read_states(host, paths, gateway_instances):
@@ -137,7 +113,7 @@ def converge(module, host):
         desired = desired_files(gateway, paths, systemd)
     else:
         gateway, desired = None, {}
-    transactions, changed_paths, before, after = file_transactions(host, desired, all_paths(paths))
+    transactions, changed_paths, before, after = engine.file_transactions(host, desired, all_paths(paths))
     keepalived_running = host.process_running(paths.keepalived_pid, "keepalived")
     conntrackd_running = host.process_running(paths.conntrackd_pid, "conntrackd")
     fence_left = host.nft_json("table", "arp", fence.FENCE_TABLE) is not None

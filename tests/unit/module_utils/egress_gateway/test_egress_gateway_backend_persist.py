@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from ansible_collections.netkit.egress.plugins.module_utils import _boot
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import persist
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.backend import decide, foreign_usage
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
@@ -54,8 +55,8 @@ def test_persist_files_nftables():
     assert files["/p/egress_gateway.nft"] == "table inet netkit_egress {}\n"
     assert "net.ipv4.ip_forward = 1\n" in files["/s/90-netkit-egress-gateway.conf"]
     unit = files["/u/netkit-egress-gateway.service"]
-    assert persist.exec_starts(unit) == [["/usr/sbin/sysctl", "-p", "/s/90-netkit-egress-gateway.conf"],
-                                         ["/usr/sbin/nft", "-f", "/p/egress_gateway.nft"]]
+    assert _boot.commands(unit) == [["/usr/sbin/sysctl", "-p", "/s/90-netkit-egress-gateway.conf"],
+                                    ["/usr/sbin/nft", "-f", "/p/egress_gateway.nft"]]
     assert "Type=oneshot" in unit
 
 
@@ -64,7 +65,7 @@ def test_persist_files_iptables_per_family():
                                  {"sysctl": "/sbin/sysctl", "ipv4": "/usr/sbin/iptables-legacy-restore",
                                   "ipv6": "/usr/sbin/ip6tables-legacy-restore"}, "/p", "/s", "/u")
     assert set(files) == {"/p/egress_gateway.rules.v4", "/p/egress_gateway.rules.v6", "/u/netkit-egress-gateway.service"}
-    assert persist.exec_starts(files["/u/netkit-egress-gateway.service"]) == [
+    assert _boot.commands(files["/u/netkit-egress-gateway.service"]) == [
         ["/usr/sbin/iptables-legacy-restore", "--noflush", "/p/egress_gateway.rules.v4"],
         ["/usr/sbin/ip6tables-legacy-restore", "--noflush", "/p/egress_gateway.rules.v6"]]
     assert len(persist.all_paths("/p", "/s", "/u")) == 6
@@ -75,7 +76,7 @@ def test_persist_files_iptables_restore_the_sets_before_the_rules():
                                  {}, {"sysctl": "/sbin/sysctl", "ipset": "/usr/sbin/ipset",
                                       "ipv4": "/usr/sbin/iptables-nft-restore"}, "/p", "/s", "/u")
     assert files["/p/egress_gateway.ipset"] == "create netkit-egress-p0-dst4 hash:net\n"
-    assert persist.exec_starts(files["/u/netkit-egress-gateway.service"]) == [
+    assert _boot.commands(files["/u/netkit-egress-gateway.service"]) == [
         ["/usr/sbin/ipset", "-exist", "-file", "/p/egress_gateway.ipset", "restore"],
         ["/usr/sbin/iptables-nft-restore", "--noflush", "/p/egress_gateway.rules.v4"]]
     assert "/p/egress_gateway.ipset" in persist.all_paths("/p", "/s", "/u")

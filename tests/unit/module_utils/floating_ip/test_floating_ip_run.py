@@ -24,7 +24,9 @@ class FakeModule:
 
     def __init__(self, state_file, check_mode=False, **params):
         self.params = dict({"addresses": ["192.168.1.100"], "interface": None, "prefix_length": None,
-                            "state": "present", "announce": False, "state_file": str(state_file)}, **params)
+                            "state": "present", "announce": False, "state_file": str(state_file),
+                            "persist": False, "persist_dir": str(state_file.parent),
+                            "systemd_unit_dir": "/nonexistent"}, **params)
         self.check_mode = check_mode
         self._diff = False
         self.batches = []
@@ -83,3 +85,28 @@ def test_a_state_file_that_cannot_be_written_rolls_the_addresses_back(tmp_path, 
     assert module.undo_batches == [["address del 192.168.1.100/24 dev eth0"]]
     # Nothing is held after the roll-back and there was no state file: none is written.
     assert "recording" not in message and not (tmp_path / "floating_ips.json").exists()
+
+
+def test_persist_predicts_writes_and_removes_the_boot_files(tmp_path):
+    state_file = tmp_path / "floating_ips.json"
+    start, batch = tmp_path / "floating_ip.start", tmp_path / "floating_ip.batch"
+    check = FakeModule(state_file, check_mode=True, persist=True)
+    check._diff = True
+    predicted = floating_ip.converge(check, Host(check))
+    assert f"write {start}" in predicted["commands"] and not start.exists()
+    assert predicted["diff"]["before"]["files"] == {}
+    assert sorted(predicted["diff"]["after"]["files"]) == [str(batch), str(start)]
+
+    module = FakeModule(state_file, persist=True)
+    result = floating_ip.converge(module, Host(module))
+    assert result["persisted_files"] == [str(batch), str(start)]
+    assert batch.read_text() == "address replace 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk\n"
+    assert os.stat(start).st_mode & 0o777 == 0o755
+    # Held already (the fake host answers without the address, so the batch adds it again; the files stay).
+    again = FakeModule(state_file, persist=True)
+    assert [command for command in floating_ip.converge(again, Host(again))["commands"]
+            if command.startswith("write")] == []
+
+    released = FakeModule(state_file, addresses=[], state="exact", persist=True)
+    floating_ip.converge(released, Host(released))
+    assert not start.exists() and not batch.exists()
