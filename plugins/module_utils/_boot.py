@@ -38,9 +38,18 @@ def render_unit(module, description, commands, after=(), before=(), wants=(), de
         if units:
             lines.append(f"{key}={' '.join(units)}")
     lines += ["", "[Service]", "Type=oneshot", "RemainAfterExit=yes"]
-    lines += [f"ExecStart={shlex.join(argv)}" for argv in commands]
+    lines += [f"ExecStart={_unit_escape(shlex.join(argv))}" for argv in commands]
     lines += ["", "[Install]", "WantedBy=multi-user.target"]
     return "\n".join(lines) + "\n"
+
+
+def _unit_escape(command):
+    # systemd expands $VAR and %-specifiers in ExecStart=; the commands are meant literally.
+    return command.replace("%", "%%").replace("$", "$$")
+
+
+def _unit_unescape(command):
+    return command.replace("$$", "$").replace("%%", "%")
 
 
 def render_program(module, purpose, body, stop_on_error=True):
@@ -62,7 +71,7 @@ def commands(text):
     found = []
     for line in (text or "").splitlines():
         if line.startswith("ExecStart="):
-            found.append(shlex.split(line.split("=", 1)[1]))
+            found.append(shlex.split(_unit_unescape(line.split("=", 1)[1])))
         elif line.startswith("/"):
             found.append(shlex.split(line))
     return found

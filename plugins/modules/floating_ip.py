@@ -72,18 +72,18 @@ options:
     default: /etc/netkit-egress/floating_ips.json
   persist:
     description:
-      - Write what brings the floating IPs this node holds after the run back at boot without Ansible, in
-        O(persist_dir) - C(floating_ip.batch) (C(ip -batch) lines C(address replace ...)) and the start
-        program C(floating_ip.start) that loads it (what boot runs where there is no systemd, as in containers
-        and network namespaces).
+      - Write what brings the floating IPs this node holds after the run back at boot without Ansible: the
+        start program C(floating_ip.start) in O(persist_dir) (what boot runs where there is no systemd, as in
+        containers and network namespaces), one command per address. Each command takes its address
+        (C(ip address replace ...)) only when no other host answers for it on the segment (C(arping -D) for
+        IPv4, C(ndisc6) for IPv6; a node that was down while a run moved its floating IPs away does not take
+        them back beside the new holders), then announces it (gratuitous ARP).
       - Where systemd runs (C(/run/systemd/system) exists), also the oneshot unit
         C({systemd_unit_dir}/netkit-egress-floating-ip.service), whose C(ExecStart=) line is the same command,
         enabled (after C(network-online.target)).
       - When false, or when the node holds no floating IP, those files (and the unit) are removed. With VRRP
         (role C(netkit.egress.gateway_group), C(gateway_group_failover=vrrp)) keepalived holds the addresses
         and this module holds none, so nothing is persisted.
-      - A node that was down while a run moved its floating IPs to other nodes adds them back at boot, beside
-        the new holders, until the next run; see the notes.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -103,9 +103,10 @@ notes:
   - A floating IP must be held by one node only. The controller allocates each one to a single gateway
     node (see the filter C(netkit.egress.allocate_floating_ips) and the role C(netkit.egress.gateway_group)),
     which runs this module with O(state=exact) on every gateway node.
-  - With O(persist), a node restores at boot the floating IPs it held at its last run. If a run moved them
-    to other gateway nodes while this node was down, it holds them beside the new holders until the next
-    run (which removes them here); run C(egress_nat.yml) after a gateway node comes back, or use VRRP.
+  - With O(persist), a node restores at boot the floating IPs it held at its last run, each only if no other
+    host answers for it. If a run moved them to other gateway nodes while this node was down, the new
+    holders answer and the node leaves them; its next run removes them from its records. Two nodes booting
+    at once with the address free both take it: use VRRP where that matters.
 seealso:
   - plugin: netkit.egress.allocate_floating_ips
     plugin_type: filter
@@ -184,7 +185,7 @@ persisted_files:
   returned: always
   type: list
   elements: str
-  sample: ["/etc/netkit-egress/floating_ip.batch", "/etc/netkit-egress/floating_ip.start"]
+  sample: ["/etc/netkit-egress/floating_ip.start"]
 diff:
   description: The floating IPs held and the boot files before and after, each C({addresses, files}) with a list
     like RV(addresses) and a mapping path -> content.

@@ -123,6 +123,32 @@ def test_reboot_of_every_host_boot_programs_bring_the_egress_ip_back(cluster, tm
                 before[host][part]), (host, part)
 
 
+def test_a_gateway_node_does_not_take_back_at_boot_a_floating_ip_another_node_holds(cluster, tmp_path):
+    """gw1 reboots while its floating IPs have moved (here: gw2 took 192.168.1.100, as a run without gw1 would
+    have done): its boot program leaves that address alone, takes the free one, and one host answers ARP."""
+    rc, output = converge(cluster, tmp_path)
+    assert rc == 0, failure_messages(output)
+    held_by_gw1 = holders(cluster)["gw1"]
+    assert "192.168.1.100" in held_by_gw1 and len(held_by_gw1) >= 2
+    cluster_lab.reboot(cluster, "gw1")
+    cluster.sh("gw2", "ip addr add 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk")
+    assert cluster_lab.boot(cluster, "gw1") == list(cluster_lab.BOOT_PROGRAMS[:2])
+    after = holders(cluster)
+    assert "192.168.1.100" not in after["gw1"] and "192.168.1.100" in after["gw2"]
+    assert set(after["gw1"]) == set(held_by_gw1) - {"192.168.1.100"}
+    answers = cluster.sh("rt", "arping -b -c 2 -w 2 -I eth0 192.168.1.100", check=False).stdout
+    assert len(set(re.findall(r"\[([0-9a-fA-F:]{17})\]", answers))) == 1, answers
+
+
+def holders(lab):
+    """Gateway node -> the floating addresses (label ...:nk) it has configured."""
+    found = {}
+    for host in cluster_lab.GATEWAYS:
+        text = lab.sh(host, "ip -4 -o addr show label 'eth0:nk'").stdout
+        found[host] = re.findall(r"inet (\S+)/", text)
+    return found
+
+
 def test_check_mode_changes_nothing_and_predicts_changes(cluster, tmp_path):
     before = snapshots(cluster)
     rc, output = converge(cluster, tmp_path, check=True, diff=True)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from ansible_collections.netkit.egress.plugins.module_utils import _boot
 from ansible_collections.netkit.egress.plugins.module_utils._floating_ip import persist as floating_persist
 from ansible_collections.netkit.egress.plugins.module_utils._floating_ip.model import FloatingIP
@@ -65,18 +67,66 @@ def test_nat_policy_without_table_or_routes_persists_nothing():
     assert _boot.commands(routes_only["/p/nat_policy.start"][0]) == [["/sbin/ip", "-6", "-batch", "/p/nat_policy.ipv6"]]
 
 
-def test_floating_ip_boot_file_replaces_each_held_address():
+def test_floating_ip_boot_takes_each_held_address_only_when_nobody_answers_for_it():
     held = [FloatingIP("192.168.1.102", "eth0", 24), FloatingIP("2001:db8:1::100", "eth0", 64),
             FloatingIP("192.168.1.100", "eth0", 24)]
-    files = floating_persist.render_files(held, "/sbin/ip", "/etc/netkit-egress")
-    assert sorted(files) == ["/etc/netkit-egress/floating_ip.batch", "/etc/netkit-egress/floating_ip.start"]
-    assert files["/etc/netkit-egress/floating_ip.batch"][0].splitlines() == [
+    files = floating_persist.render_files(held, "/sbin/ip", "/etc/netkit-egress", "/u")
+    assert sorted(files) == ["/etc/netkit-egress/floating_ip.start", "/u/netkit-egress-floating-ip.service"]
+    commands = _boot.commands(files["/etc/netkit-egress/floating_ip.start"][0])
+    assert commands == _boot.commands(files["/u/netkit-egress-floating-ip.service"][0])
+    assert [command[4:7] for command in commands] == [
+        ["eth0", "192.168.1.100", "/sbin/ip"], ["eth0", "192.168.1.102", "/sbin/ip"],
+        ["eth0", "2001:db8:1::100", "/sbin/ip"]]
+    assert [" ".join(command[7:]) for command in commands] == [
         "address replace 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk",
         "address replace 192.168.1.102/24 dev eth0 noprefixroute label eth0:nk",
         "address replace 2001:db8:1::100/64 dev eth0 noprefixroute nodad preferred_lft 0"]
-    assert _boot.commands(files["/etc/netkit-egress/floating_ip.start"][0]) == [
-        ["/sbin/ip", "-batch", "/etc/netkit-egress/floating_ip.batch"]]
+    # systemd would expand $1 itself: the unit carries it as $$1.
+    assert '"$$dev"' in files["/u/netkit-egress-floating-ip.service"][0]
     assert floating_persist.render_files([], "/sbin/ip", "/etc/netkit-egress", "/u") == {}
+
+
+def _run_boot_command(tmp_path, command, probe_answers):
+    """Runs one floating IP boot command with stand-ins of arping, ndisc6 and ip that log their argv."""
+    tools = tmp_path / "bin"
+    tools.mkdir(exist_ok=True)
+    log = tmp_path / "log"
+    answered = "1" if probe_answers else "0"
+    for name, busy_status in (("arping", answered), ("ndisc6", "0" if probe_answers else "1"), ("ip", None)):
+        status = busy_status if name != "ip" else "0"
+        if name == "arping":
+            # Only the duplicate-address probe (-D) depends on the segment; announcements always succeed.
+            body = f'echo "{name} $*" >> {log}; case " $* " in *" -D "*) exit {status} ;; esac; exit 0'
+        else:
+            body = f'echo "{name} $*" >> {log}; exit {status}'
+        (tools / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tools / name).chmod(0o755)
+    argv = list(command)
+    argv[6] = str(tools / "ip")
+    result = subprocess.run(argv, env={"PATH": f"{tools}:/usr/bin:/bin"}, capture_output=True, text=True,
+                            check=False)
+    return result, (log.read_text().splitlines() if log.exists() else [])
+
+
+def test_floating_ip_boot_command_leaves_an_address_another_host_answers_for(tmp_path):
+    command = floating_persist.boot_command(FloatingIP("192.168.1.100", "eth0", 24), "/sbin/ip")
+    result, log = _run_boot_command(tmp_path, command, probe_answers=False)
+    assert result.returncode == 0
+    assert log[0] == "arping -q -D -c 1 -w 1 -I eth0 192.168.1.100"
+    assert log[1] == "ip address replace 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk"
+    assert log[2:] == ["arping -q -U -c 1 -I eth0 192.168.1.100", "arping -q -A -c 1 -I eth0 192.168.1.100"]
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    result, log = _run_boot_command(busy, command, probe_answers=True)
+    assert result.returncode == 0 and "192.168.1.100 answers on eth0 from another host" in result.stderr
+    assert log == ["arping -q -D -c 1 -w 1 -I eth0 192.168.1.100"]
+
+    ipv6 = floating_persist.boot_command(FloatingIP("2001:db8:1::100", "eth0", 64), "/sbin/ip")
+    six = tmp_path / "six"
+    six.mkdir()
+    result, log = _run_boot_command(six, ipv6, probe_answers=True)
+    assert result.returncode == 0 and log == ["ndisc6 -q -1 -r 1 -w 500 2001:db8:1::100 eth0"]
 
 
 def test_keepalived_starts_after_the_nat_datapath():

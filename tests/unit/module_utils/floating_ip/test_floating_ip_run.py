@@ -89,24 +89,24 @@ def test_a_state_file_that_cannot_be_written_rolls_the_addresses_back(tmp_path, 
 
 def test_persist_predicts_writes_and_removes_the_boot_files(tmp_path):
     state_file = tmp_path / "floating_ips.json"
-    start, batch = tmp_path / "floating_ip.start", tmp_path / "floating_ip.batch"
+    start = tmp_path / "floating_ip.start"
     check = FakeModule(state_file, check_mode=True, persist=True)
     check._diff = True
     predicted = floating_ip.converge(check, Host(check))
     assert f"write {start}" in predicted["commands"] and not start.exists()
     assert predicted["diff"]["before"]["files"] == {}
-    assert sorted(predicted["diff"]["after"]["files"]) == [str(batch), str(start)]
+    assert sorted(predicted["diff"]["after"]["files"]) == [str(start)]
 
     module = FakeModule(state_file, persist=True)
     result = floating_ip.converge(module, Host(module))
-    assert result["persisted_files"] == [str(batch), str(start)]
-    assert batch.read_text() == "address replace 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk\n"
+    assert result["persisted_files"] == [str(start)]
+    assert "address replace 192.168.1.100/24 dev eth0 noprefixroute label eth0:nk" in start.read_text()
     assert os.stat(start).st_mode & 0o777 == 0o755
-    # Held already (the fake host answers without the address, so the batch adds it again; the files stay).
+    # Held already (the fake host answers without the address, so the run adds it again; the files stay).
     again = FakeModule(state_file, persist=True)
     assert [command for command in floating_ip.converge(again, Host(again))["commands"]
             if command.startswith("write")] == []
 
     released = FakeModule(state_file, addresses=[], state="exact", persist=True)
     floating_ip.converge(released, Host(released))
-    assert not start.exists() and not batch.exists()
+    assert not start.exists()
