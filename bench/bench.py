@@ -55,6 +55,8 @@ import tempfile
 import time
 
 from common import HERE, REPO, playbook_seconds, summary, write_yaml
+from common import iperf as common_iperf
+from dataplane_nat import figure_dataplane_nat
 from external import figure_failover, figure_wireguard
 from fleet_nat import figure_fleet_nat
 
@@ -64,7 +66,7 @@ PYTHON = "/usr/bin/python3"
 MODULE_PACKAGE = "ansible_collections.netkit.egress.plugins.modules"
 RESULTS = os.path.join(HERE, "results", "latest.json")
 SIZES = (100, 1000, 10000)
-TARGETS = {"converge": 1.5, "noop": 1.2, "peers": 100.0, "dataplane": 0.95}
+TARGETS = {"converge": 1.5, "noop": 1.2, "peers": 100.0, "dataplane": 0.95, "dataplane_nat": 0.97}
 # What any AnsibleModule-based module pays before it does anything: the interpreter and this import.
 FLOOR_IMPORT = "from ansible.module_utils.basic import AnsibleModule"
 FLOOR_NOTE = ("(apply - floor) / raw, pair by pair; floor = python3 + import AnsibleModule in the namespace, "
@@ -517,19 +519,7 @@ MASQUERADE_ONLY = """table ip nkbench {
 
 
 def iperf(bench, lab, udp, seconds):
-    # Client on CPU 0, server on CPU 1 (see figure_dataplane): less scheduler noise between configurations.
-    # TCP omits its first second (-O 1: slow start); iperf3's end summary leaves omitted intervals out.
-    argv = ["taskset", "-c", "0", "iperf3", "-c", SERVER, "-t", str(seconds), "-J"]
-    if udp:
-        argv += ["-u", "-b", "0", "-l", "64"]
-    else:
-        argv += ["-O", "1"]
-    _elapsed, out = bench.timed(lab, "cl", argv, timeout=seconds + 30)
-    report = json.loads(out)["end"]
-    if udp:
-        total = report["sum"]
-        return (total["packets"] - total["lost_packets"]) / total["seconds"]
-    return report["sum_received"]["bits_per_second"] / 1e9
+    return common_iperf(lab, "cl", SERVER, udp, seconds)
 
 
 def figure_dataplane(bench):
@@ -586,7 +576,8 @@ def figure_dataplane(bench):
         ("ours nftables, 1 range", ours("nftables", count=1), ours_reset,
          "egress_gateway, 1 range: forward accept + masquerade, conntrack"),
         (f"ours nftables, {size:,} ranges", ours("nftables"), ours_reset,
-         f"egress_gateway, {size:,} ranges in its nft interval sets: forward accept + masquerade"),
+         f"egress_gateway, {size:,} ranges in its nft hash sets (one per prefix length): forward accept + "
+         "masquerade"),
         (f"ours iptables-nft + ipset, {size:,} ranges", ours("iptables", "nft"), ours_reset,
          f"egress_gateway, {size:,} ranges in ipset hash:net sets, iptables-nft rules"),
         (f"ours iptables-legacy + ipset, {size:,} ranges", ours("iptables", "legacy"), ours_reset,
@@ -600,28 +591,45 @@ def figure_dataplane(bench):
     def measure():
         return iperf(bench, lab, False, seconds), iperf(bench, lab, True, seconds)
 
+    masquerade_apply, masquerade_reset = bench_table(MASQUERADE_ONLY, "ip")
+
+    def measure_masquerade():
+        masquerade_apply()
+        try:
+            return measure()
+        finally:
+            masquerade_reset()
+
     # Every configuration is measured between two "no rules" runs, and its ratio is taken against the mean of
     # that pair: a load change on the shared machine minutes apart no longer lands between a configuration
-    # and its baseline. The order rotates each repetition.
+    # and its baseline. The order rotates each repetition. Each of ours is also paired with a "masquerade
+    # only" run right beside it (before it in even rounds, after it in odd ones): the minimal NAT gateway
+    # that issue 14's target compares us with, seconds away.
     base = "no rules"
     tested = configs[1:]
     results = {name: [] for name, _apply, _reset, _what in configs}  # [(Gbit/s, pps)]
     paired = {name: [] for name, _apply, _reset, _what in tested}  # [(baseline Gbit/s, baseline pps)]
+    beside = {name: [] for name, _apply, _reset, _what in tested if name.startswith("ours")}  # masquerade runs
     for rep in range(reps):
         shift = rep % len(tested)
         before = measure()
         results[base].append(before)
         for name, apply, reset, _what in tested[shift:] + tested[:shift]:
+            if name in beside and rep % 2 == 0:
+                beside[name].append(measure_masquerade())
             apply()
             results[name].append(measure())
             reset()
+            if name in beside and rep % 2 == 1:
+                beside[name].append(measure_masquerade())
             after = measure()
             results[base].append(after)
             paired[name].append(((before[0] + after[0]) / 2, (before[1] + after[1]) / 2))
             before = after
+    kinds = (("one TCP stream", "Gbit/s"), ("UDP 64-byte payload", "pps"))
     for name, _apply, _reset, what in configs:
         targeted = name.startswith("ours") and "1 range" not in name
-        for index, (kind, unit) in enumerate((("one TCP stream", "Gbit/s"), ("UDP 64-byte payload", "pps"))):
+        for index, (kind, unit) in enumerate(kinds):
             values = [result[index] for result in results[name]]
             if name == base:
                 bench.row("dataplane", f"{name}: {kind}", summary(values), unit, summary(values), None, None,
@@ -632,6 +640,15 @@ def figure_dataplane(bench):
                       summary([value / baseline for value, baseline in zip(values, baselines)]),
                       TARGETS["dataplane"] if targeted else None,
                       f"{what}; baseline: mean of the no-rules runs just before and after it")
+    for name in beside:
+        for index, (kind, unit) in enumerate(kinds):
+            values = [result[index] for result in results[name]]
+            masquerades = [result[index] for result in beside[name]]
+            bench.row("dataplane", f"{name} vs masquerade only: {kind}", summary(values), unit, summary(masquerades),
+                      summary([value / masquerade for value, masquerade in zip(values, masquerades)]),
+                      TARGETS["dataplane_nat"],
+                      "baseline: 'masquerade only' (conntrack + one masquerade rule, the minimal NAT gateway) "
+                      "measured right beside it in the same round, pair by pair")
 
 
 # ---- fleet -----------------------------------------------------------------------------------
@@ -682,8 +699,9 @@ def figure_fleet(bench):
                   "x", note=f"hosts x{large // small}; linear growth would be x{large // small}")
 
 
-FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane, "fleet": figure_fleet,
-           "fleet_nat": figure_fleet_nat, "wireguard": figure_wireguard, "failover": figure_failover}
+FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane,
+           "dataplane_nat": figure_dataplane_nat, "fleet": figure_fleet, "fleet_nat": figure_fleet_nat,
+           "wireguard": figure_wireguard, "failover": figure_failover}
 
 
 def main(argv=None):
