@@ -66,7 +66,8 @@ PYTHON = "/usr/bin/python3"
 MODULE_PACKAGE = "ansible_collections.netkit.egress.plugins.modules"
 RESULTS = os.path.join(HERE, "results", "latest.json")
 SIZES = (100, 1000, 10000)
-TARGETS = {"converge": 1.5, "noop": 1.2, "peers": 100.0, "dataplane": 0.95, "dataplane_nat": 0.97}
+TARGETS = {"converge": 1.5, "noop": 1.2, "peers": 100.0, "dataplane": 0.95, "dataplane_nat": 0.97,
+           "playbook_size": 1.5, "playbook_hand": 1.0}
 # What any AnsibleModule-based module pays before it does anything: the interpreter and this import.
 FLOOR_IMPORT = "from ansible.module_utils.basic import AnsibleModule"
 FLOOR_NOTE = ("(apply - floor) / raw, pair by pair; floor = python3 + import AnsibleModule in the namespace, "
@@ -388,6 +389,92 @@ def figure_playbook_row(bench, lab):
     bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
 
 
+def gateway_inventory(bench, lab, name, ranges, handwritten=False):
+    """The inventory a user writes for one gateway (group egress_gateways) with ``ranges``."""
+    host = {"ansible_host": lab.ns("gw"), "egress_gateway_network_interface": "nm0", "egress_gateway_ranges": ranges}
+    return write_yaml(bench, name, {"all": {
+        "vars": {"ansible_connection": "netkit.egress.netns", "ansible_python_interpreter": PYTHON},
+        "children": {"egress_gateways": {"hosts": {"gw": host}}}}})
+
+
+# What a careful user writes without the collection: one template of an nft file (the whole table replaced in
+# one transaction, as ours does) and a handler that loads it. No check of the kernel's state: a no-op run only
+# compares the file.
+HANDWRITTEN_TEMPLATE = """table inet handwritten {}
+delete table inet handwritten
+table inet handwritten {
+  set dst4 {
+    type ipv4_addr; flags interval;
+    elements = { {{ egress_gateway_ranges | join(', ') }} }
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    oifname "nm0" ct state established,related accept
+    iifname "nm0" oifname "up1" ip daddr @dst4 accept
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    iifname "nm0" oifname "up1" ip daddr @dst4 masquerade
+  }
+}
+"""
+HANDWRITTEN_FILE = "/etc/netkit-egress/handwritten.nft"  # the netns connection gives each host its own /etc/netkit-egress
+
+
+def handwritten_playbook(bench):
+    template = os.path.join(bench.tmp, "handwritten.nft.j2")
+    with open(template, "w") as handle:
+        handle.write(HANDWRITTEN_TEMPLATE)
+    return write_yaml(bench, "handwritten.yml", [{
+        "name": "Egress gateway, by hand", "hosts": "egress_gateways", "gather_facts": False,
+        "tasks": [{"name": "nft file", "ansible.builtin.template": {"src": template, "dest": HANDWRITTEN_FILE,
+                                                                   "mode": "0644"},
+                   "notify": "load the nft file"}],
+        "handlers": [{"name": "load the nft file", "ansible.builtin.command": {"argv": ["nft", "-f", HANDWRITTEN_FILE]}}]}])
+
+
+def figure_playbook(bench):
+    """playbooks/egress_gateway.yml as users run it (the role, pipelining on), at 1 and 10,000 ranges, and
+    the hand-written way (template + handler) at 10,000: converge and no-op, pair by pair per repetition."""
+    lab = gateway_host(bench, "b")
+    size = 1000 if bench.quick else 10000
+    ranges = spaced_ranges(size)
+    playbook = os.path.join(REPO, "playbooks", "egress_gateway.yml")
+    one = gateway_inventory(bench, lab, "playbook-1.yml", ranges[:1])
+    many = gateway_inventory(bench, lab, f"playbook-{size}.yml", ranges)
+    handwritten = handwritten_playbook(bench)
+    times = {key: [] for key in ("one", "one-noop", "many", "many-noop", "hand", "hand-noop")}
+
+    def reset():
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+        bench.timed(lab, "gw", ["sh", "-c", f"nft delete table inet handwritten 2>/dev/null; rm -f {HANDWRITTEN_FILE}"])
+
+    for rep in range(bench.reps):
+        runs = [("one", playbook, one), ("many", playbook, many), ("hand", handwritten, many)]
+        for key, play, inventory in runs[rep % 3:] + runs[:rep % 3]:
+            reset()
+            times[key].append(playbook_seconds(play, inventory)[0])
+            seconds, output = playbook_seconds(play, inventory)
+            assert "changed=0" in output, f"{key}: the re-run changed something: {output[-600:]}"
+            times[f"{key}-noop"].append(seconds)
+        listing = bench.timed(lab, "gw", ["nft", "list", "table", "inet", "handwritten"])[1]
+        assert ranges[-1].split("/")[0] in listing, "the hand-written table does not hold the ranges"
+    reset()
+    for phase, suffix in (("converge", ""), ("no-op re-run", "-noop")):
+        bench.row("playbook", f"egress_gateway.yml, 1 range: {phase}", summary(times["one" + suffix]), "s",
+                  note="playbooks/egress_gateway.yml, one gateway, pipelining on (the role's fixed cost)")
+        bench.row("playbook", f"egress_gateway.yml, {size:,} ranges: {phase}", summary(times["many" + suffix]), "s",
+                  summary(times["one" + suffix]),
+                  summary([m / o for m, o in zip(times["many" + suffix], times["one" + suffix])]),
+                  TARGETS["playbook_size"], "baseline: the same playbook with 1 range, same repetition")
+        bench.row("playbook", f"egress_gateway.yml vs the hand-written way, {size:,} ranges: {phase}",
+                  summary(times["many" + suffix]), "s", summary(times["hand" + suffix]),
+                  summary([m / h for m, h in zip(times["many" + suffix], times["hand" + suffix])]),
+                  TARGETS["playbook_hand"],
+                  "baseline: one ansible.builtin.template of an nft file (interval set) + a handler running "
+                  "nft -f, the same ranges from the same inventory; its no-op compares the file only")
+
+
 # ---- the peers' approach ---------------------------------------------------------------------
 def netclient_script(ranges, mesh_interface="nm0", mesh_network="100.64.0.0/24", uplink="up1"):
     """The iptables processes netclient runs for an egress gateway with NAT on, as a shell script.
@@ -699,9 +786,9 @@ def figure_fleet(bench):
                   "x", note=f"hosts x{large // small}; linear growth would be x{large // small}")
 
 
-FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane,
-           "dataplane_nat": figure_dataplane_nat, "fleet": figure_fleet, "fleet_nat": figure_fleet_nat,
-           "wireguard": figure_wireguard, "failover": figure_failover}
+FIGURES = {"converge": figure_converge, "playbook": figure_playbook, "peers": figure_peers,
+           "dataplane": figure_dataplane, "dataplane_nat": figure_dataplane_nat, "fleet": figure_fleet,
+           "fleet_nat": figure_fleet_nat, "wireguard": figure_wireguard, "failover": figure_failover}
 
 
 def main(argv=None):

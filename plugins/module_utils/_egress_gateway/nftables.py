@@ -208,7 +208,8 @@ def _canonical_text(sets, chains):
     lines = [f"table {TABLE}"]
     for name in sorted(sets):
         set_type, flags, elements = sets[name]
-        lines.append(f"set {name} type {set_type} flags {','.join(flags)} elements {_elements_text(elements)}")
+        flag_text = f" flags {','.join(flags)}" if flags else ""
+        lines.append(f"set {name} type {set_type}{flag_text} elements {_elements_text(elements)}")
     for name in sorted(chains):
         chain_type, hook, prio, policy, rules = chains[name]
         lines.append(f"chain {name} type {chain_type} hook {hook} priority {prio} policy {policy}")

@@ -171,7 +171,8 @@ def run_rendered(params, config):
                 + ("backend auto renders nftables" if params["backend"] == "auto" else f"backend {backend} requested"),
                 ranges=list(config.ranges), excluded_ranges=list(config.excluded_ranges), interfaces=interfaces,
                 rendered=rendered, commands=[], before="", after="", sysctls=desired_sysctls(config.ranges),
-                persisted_files=[])
+                persisted_files=[], range_count=len(config.ranges),
+                outbound_interfaces=sorted(set(interfaces.values())))
 
 
 def run_gathered(host):
@@ -196,7 +197,8 @@ def run_gathered(host):
                 backend_reason="state=gathered reports the backend whose objects exist on the host",
                 ranges=list(dict.fromkeys(ranges)), excluded_ranges=[], interfaces=interfaces, gathered=gathered,
                 gathered_raw=gathered_raw, commands=[], before=objects_text(objects, {}),
-                after=objects_text(objects, {}), sysctls={}, persisted_files=[])
+                after=objects_text(objects, {}), sysctls={}, persisted_files=[],
+                range_count=len(dict.fromkeys(ranges)), outbound_interfaces=sorted(set(interfaces.values())))
 
 
 def run_converge(module, host, params, config):
@@ -270,7 +272,26 @@ def run_converge(module, host, params, config):
         result["rendered"] = rendered
     if module._diff:
         result["diff"] = {"before": result["before"], "after": result["after"]}
-    return result
+    result["range_count"] = len(config.ranges)
+    result["outbound_interfaces"] = sorted(set(interfaces.values()))
+    return result if params["full_result"] else summary_result(result)
+
+
+# What a summary result keeps of the lists and texts that grow with the ranges (a 10,000-range run returns
+# about 1 MB otherwise, and the controller handles every byte of it: half of a playbook task's time).
+SUMMARY_DROPS = ("ranges", "interfaces", "rendered", "before", "after")
+
+
+def summary_result(result):
+    """``full_result: false``: counts instead of the lists, each command as its first line and its size."""
+    summary = {key: value for key, value in result.items() if key not in SUMMARY_DROPS}
+    summary["commands"] = [_command_summary(command) for command in result["commands"]]
+    return summary
+
+
+def _command_summary(command):
+    lines = command.split("\n")
+    return command if len(lines) <= 3 else f"{lines[0]} ... ({len(lines) - 2:,} lines of input)"
 
 
 def run(module):
