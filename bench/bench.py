@@ -270,7 +270,10 @@ def figure_converge(bench):
                     reads.append(bench.timed(lab, "gw", ["iptables-nft-save"])[0]
                                  + bench.timed(lab, "gw", ["ipset", "save"])[0])
                 bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
-                rendered = result["rendered"]
+                # The module's default result is a summary (full_result: false): the very ruleset it applied
+                # comes from an offline render (every range leaves by up1 here).
+                rendered = bench.module(lab, "gw", "egress_gateway",
+                                        dict(args, state="rendered", interface="up1"))[2]["rendered"]
                 if backend == "nftables":
                     raws.append(bench.timed(lab, "gw", ["nft", "-f", "-"], data=rendered)[0])
                 else:

@@ -19,6 +19,7 @@ no lookup) and read back as one range.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -59,8 +60,9 @@ def _length_set_name(base, length):
 LENGTH_SET = re.compile(r"_l(\d{1,3})$")
 
 
+@functools.lru_cache(maxsize=64)
 def by_length(family, cidrs):
-    """Merged CIDR texts -> {prefix length: network address texts}, longest first. ``/0`` becomes its two
+    """Merged CIDR texts (a tuple: the result is cached, a run asks for the same sets several times) -> {prefix length: network address texts}, longest first. ``/0`` becomes its two
     halves (a zero mask is no lookup); no ranges at all give one empty full-length set, so that the rule
     that names it (and with it the path, for ``gathered``) is still there, matching nothing as before."""
     groups = {}
@@ -192,13 +194,16 @@ def render_delete_script():
 
 def _sorted_addresses(texts):
     """Address texts in the one canonical spelling and order (the kernel lists a hash set unordered)."""
-    values = sorted({address_value(text) for text in texts})
+    texts = set(texts)
+    if all(":" not in text for text in texts):  # nft prints IPv4 in the canonical dotted quad already
+        return tuple(sorted(texts, key=lambda text: address_value(text)[1]))
+    values = sorted(address_value(text) for text in texts)
     return tuple(address_text(family, value) for family, value in values)
 
 
 def desired_canonical(plan):
-    sets = {name: (SET_TYPES[family], (), _sorted_addresses(elements))
-            for name, (family, elements) in desired_sets(plan).items()}
+    # by_length keeps the merged ranges' order: ascending, the order _sorted_addresses gives the kernel's.
+    sets = {name: (SET_TYPES[family], (), elements) for name, (family, elements) in desired_sets(plan).items()}
     chains = {name: (BASE_CHAINS[name][0], BASE_CHAINS[name][1], BASE_CHAINS[name][2], "accept", tuple(rules))
               for name, rules in desired_rules(plan).items()}
     return _canonical_text(sets, chains)

@@ -274,7 +274,7 @@ def run_converge(module, host, params, config):
         result["diff"] = {"before": result["before"], "after": result["after"]}
     result["range_count"] = len(config.ranges)
     result["outbound_interfaces"] = sorted(set(interfaces.values()))
-    return result if params["full_result"] else summary_result(result)
+    return result if params["full_result"] else summary_result(result, params)
 
 
 # What a summary result keeps of the lists and texts that grow with the ranges (a 10,000-range run returns
@@ -282,10 +282,20 @@ def run_converge(module, host, params, config):
 SUMMARY_DROPS = ("ranges", "interfaces", "rendered", "before", "after")
 
 
-def summary_result(result):
-    """``full_result: false``: counts instead of the lists, each command as its first line and its size."""
+LIST_PARAMS = ("ranges", "excluded_ranges", "networks")
+
+
+def summary_result(result, params):
+    """``full_result: false``: counts instead of the lists, each command as its first line and its size.
+    The ``invocation`` echo (shown only at -vvv) names the size of the list parameters instead of repeating
+    them: AnsibleModule would otherwise return every range once more and scan it for secrets."""
     summary = {key: value for key, value in result.items() if key not in SUMMARY_DROPS}
     summary["commands"] = [_command_summary(command) for command in result["commands"]]
+    module_args = dict(params)
+    for name in LIST_PARAMS:
+        if len(module_args.get(name) or ()) > 3:
+            module_args[name] = f"({len(module_args[name]):,} items; full_result: true shows them)"
+    summary["invocation"] = {"module_args": module_args}
     return summary
 
 
