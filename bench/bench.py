@@ -430,9 +430,8 @@ def handwritten_playbook(bench):
         handle.write(HANDWRITTEN_TEMPLATE)
     return write_yaml(bench, "handwritten.yml", [{
         "name": "Egress gateway, by hand", "hosts": "egress_gateways", "gather_facts": False,
-        "tasks": [{"name": "nft file", "ansible.builtin.template": {"src": template, "dest": HANDWRITTEN_FILE,
-                                                                   "mode": "0644"},
-                   "notify": "load the nft file"}],
+        "tasks": [{"name": "nft file", "notify": "load the nft file",
+                   "ansible.builtin.template": {"src": template, "dest": HANDWRITTEN_FILE, "mode": "0644"}}],
         "handlers": [{"name": "load the nft file", "ansible.builtin.command": {"argv": ["nft", "-f", HANDWRITTEN_FILE]}}]}])
 
 

@@ -9,7 +9,8 @@
 The fleet topology of fleet_nat.py with 3 hosts (gw1, gw2, node1), converged by ``playbooks/egress_nat.yml``
 as users run it. The pod is marked on node1, policy-routed to the gateway holding the floating IP (identity
 SNAT on the node gets it past the node's own masquerade), SNATed there to its policy's floating IP and
-forwarded to the server (the node subnet is a /16 here: each policy needs a gateway group of its own). Configurations, each converged by the playbook and checked (the address the server sees):
+forwarded to the server (the node subnet is a /16 here: each policy needs a gateway group of its own).
+Configurations, each converged by the playbook and checked (the address the server sees):
   * 1 policy, selecting the pod;
   * 1,000 policies, the pod selected by the last one (999 other workloads in the inventory, one per policy);
   * the node's own masquerade: ``egress_nat_state: absent``, the pod leaves with node1's address directly.

@@ -173,8 +173,8 @@ options:
         RV(before), RV(after), and RV(commands) with their whole input) with C(state=present) and C(state=absent).
       - When false (the default), the result has counts and names instead (RV(range_count),
         RV(outbound_interfaces)) and each command as its first line and its number of lines of input. At 10,000
-        ranges the full result is about 1 MB, and the controller handles every byte of it: about half of what a
-        playbook task costs. Diff mode (C(--diff)) still returns the whole RV(diff).
+        ranges the full result is about 1 MB, and the controller handles every byte of it (about half of what a
+        playbook task costs). Diff mode (C(--diff)) still returns the whole RV(diff).
       - C(state=rendered) and C(state=gathered) always return everything.
     type: bool
     default: false

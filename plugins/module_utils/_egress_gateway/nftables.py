@@ -62,9 +62,10 @@ LENGTH_SET = re.compile(r"_l(\d{1,3})$")
 
 @functools.lru_cache(maxsize=64)
 def by_length(family, cidrs):
-    """Merged CIDR texts (a tuple: the result is cached, a run asks for the same sets several times) -> {prefix length: network address texts}, longest first. ``/0`` becomes its two
-    halves (a zero mask is no lookup); no ranges at all give one empty full-length set, so that the rule
-    that names it (and with it the path, for ``gathered``) is still there, matching nothing as before."""
+    """Merged CIDR texts (a tuple: cached, a run asks for the same sets several times) -> {prefix length:
+    network address texts}, longest first. ``/0`` becomes its two halves (a zero mask is no lookup); no
+    ranges at all give one empty full-length set, so that the rule that names it (and with it the path, for
+    ``gathered``) is still there, matching nothing as before."""
     groups = {}
     for cidr in cidrs:
         address, length = cidr.rsplit("/", 1)
