@@ -204,7 +204,8 @@ def _sorted_addresses(texts):
 
 def desired_canonical(plan):
     # by_length keeps the merged ranges' order: ascending, the order _sorted_addresses gives the kernel's.
-    sets = {name: (SET_TYPES[family], (), elements) for name, (family, elements) in desired_sets(plan).items()}
+    sets = {name: (SET_TYPES[family], (), _with_length(name, elements))
+            for name, (family, elements) in desired_sets(plan).items()}
     chains = {name: (BASE_CHAINS[name][0], BASE_CHAINS[name][1], BASE_CHAINS[name][2], "accept", tuple(rules))
               for name, rules in desired_rules(plan).items()}
     return _canonical_text(sets, chains)
@@ -238,13 +239,20 @@ def _element_texts(element):
     raise ValueError(f"unexpected set element {element!r}")
 
 
+def _with_length(name, addresses):
+    """A per-length set's addresses written as CIDRs of that length, so that a diff shows the ranges (an
+    address with host bits set stays as it is: ``10.0.0.5/24`` in ``_l24`` matches nothing, it is drift)."""
+    length = LENGTH_SET.search(name)
+    return tuple(f"{address}/{length.group(1)}" for address in addresses) if length else tuple(addresses)
+
+
 def _canonical_elements(set_json):
-    """A hash set's elements as sorted address texts (kept as they are: an address with host bits set in an
-    ``_l24`` set matches nothing and must show as drift); an interval set's as merged CIDRs."""
+    """A hash set's elements as sorted address texts with the set's length (kept as they are, see
+    ``_with_length``); an interval set's as merged CIDRs."""
     texts = [text for element in set_json.get("elem", []) for text in _element_texts(element)]
     if "interval" in set_json.get("flags", ()):
         return collapse(texts) if texts else ()
-    return _sorted_addresses(texts)
+    return _with_length(set_json.get("name", ""), _sorted_addresses(texts))
 
 
 def set_elements(set_json):

@@ -135,7 +135,7 @@ def test_nft_drift_in_a_hash_set_is_a_difference():
     for item in table:
         if item.get("set", {}).get("name") == "netkit_p0_dst4_l24":
             item["set"]["elem"] = ["10.0.0.5"]
-    assert "elements { 10.0.0.5 }" in nft.current_canonical(table) and "elements { 10.0.0.0 }" in desired
+    assert "elements { 10.0.0.5/24 }" in nft.current_canonical(table) and "elements { 10.0.0.0/24 }" in desired
 
 
 def test_nft_interval_sets_of_earlier_versions_read_back_and_differ():
