@@ -12,7 +12,8 @@ SNAT on the node gets it past the node's own masquerade), SNATed there to its po
 forwarded to the server (the node subnet is a /16 here: each policy needs a gateway group of its own).
 Configurations, each converged by the playbook and checked (the address the server sees):
   * 1 policy, selecting the pod;
-  * 1,000 policies, the pod selected by the last one (999 other workloads in the inventory, one per policy);
+  * 250 policies (the most the role's mark mask numbers; issue 14 asks for 1,000), the pod selected by the
+    last one (249 other workloads in the inventory, one per policy);
   * the node's own masquerade: ``egress_nat_state: absent``, the pod leaves with node1's address directly.
 Each round measures the three in a rotating order; the ratios are taken pair by pair within a round.
 """
@@ -68,7 +69,10 @@ def figure_dataplane_nat(bench):
     nodes, node_address = build_fleet(lab, 3, node_prefix=16)
     assert list(nodes) == ["node1"]
     start_iperf_server(lab, "ext")
-    many = 100 if bench.quick else 1000
+    # Issue 14 asks for 1,000 policies. Through egress_nat.yml each policy needs a gateway group of its own (one
+    # egress IP each) and the role's mark mask (0x00ff0000) numbers at most 255 egress IPs per node: 1,000 policies
+    # fail validation ("1000 egress IPs need more marks than mark_mask allows (255)"). 250 is the most it takes.
+    many = 100 if bench.quick else 250
     seconds = 1 if bench.quick else 2
     configs = [
         ("1 policy", write_yaml(bench, "nat-dp-1.yml", policy_inventory(lab, nodes, 1)), floating_ip(0)),
