@@ -174,7 +174,9 @@ options:
       - When false (the default), the result has counts and names instead (RV(range_count),
         RV(outbound_interfaces)) and each command as its first line and its number of lines of input. At 10,000
         ranges the full result is about 1 MB, and the controller handles every byte of it (about half of what a
-        playbook task costs). Diff mode (C(--diff)) still returns the whole C(diff).
+        playbook task costs). The C(invocation) echo (shown with C(-vvv)) gives O(ranges), O(excluded_ranges)
+        and O(networks) of more than three items as their count. Diff mode (C(--diff)) still returns the whole
+        C(diff).
       - C(state=rendered) and C(state=gathered) always return everything.
     type: bool
     default: false

@@ -90,21 +90,33 @@ def _lookup(family, field, base, length):
     return f"{PROTOCOLS[family]} {field}{masked} @{_length_set_name(base, length)}"
 
 
-def desired_sets(plan):
-    """set name -> (family, tuple of network address texts), one set per prefix length."""
+def _base_sets(plan):
+    """set base name -> (family, merged CIDRs, what they are: the start of the sets' comment)."""
     merged = {}
     for family in plan.families:
         if plan.segmented:
-            merged[_union_set_name(family)] = (family, plan.union[family])
+            merged[_union_set_name(family)] = (family, plan.union[family], "ranges of all networks")
     for index, path in enumerate(plan.paths):
-        merged[_set_name("dst", index, path.family)] = (path.family, path.destinations)
+        what = f"ranges to {path.interface}" if path.network is None else f"ranges of network {path.network}"
+        merged[_set_name("dst", index, path.family)] = (path.family, path.destinations, what)
         if path.network is not None:
-            merged[_set_name("src", index, path.family)] = (path.family, path.sources)
-    sets = {}
-    for base, (family, cidrs) in merged.items():
-        for length, addresses in by_length(family, cidrs).items():
-            sets[_length_set_name(base, length)] = (family, addresses)
-    return sets
+            merged[_set_name("src", index, path.family)] = (path.family, path.sources,
+                                                            f"sources of network {path.network}")
+    return merged
+
+
+def desired_sets(plan):
+    """set name -> (family, tuple of network address texts), one set per prefix length."""
+    return {_length_set_name(base, length): (family, addresses)
+            for base, (family, cidrs, _what) in _base_sets(plan).items()
+            for length, addresses in by_length(family, cidrs).items()}
+
+
+def set_comments(plan):
+    """set name -> its comment, which says in words what ``nft list`` shows only as a bare address: every
+    element of ``..._l24`` is the network address of a /24 range (at most 117 characters; nft allows 128)."""
+    return {_length_set_name(base, length): f"/{length} {what} (elements: network addresses)"
+            for base, (family, cidrs, what) in _base_sets(plan).items() for length in by_length(family, cidrs)}
 
 
 def _comment(path):
@@ -174,8 +186,9 @@ def _elements_text(elements):
 def render_script(plan):
     """The whole table as one atomic ``nft -f`` transaction (create-if-missing, delete, recreate)."""
     lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
+    comments = set_comments(plan)
     for name, (family, elements) in desired_sets(plan).items():
-        lines += [f"\tset {name} {{", f"\t\ttype {SET_TYPES[family]}"]
+        lines += [f"\tset {name} {{", f"\t\ttype {SET_TYPES[family]}", f'\t\tcomment "{comments[name]}"']
         if elements:
             lines.append(f"\t\telements = {_elements_text(elements)}")
         lines.append("\t}")
@@ -204,7 +217,8 @@ def _sorted_addresses(texts):
 
 def desired_canonical(plan):
     # by_length keeps the merged ranges' order: ascending, the order _sorted_addresses gives the kernel's.
-    sets = {name: (SET_TYPES[family], (), _with_length(name, elements))
+    comments = set_comments(plan)
+    sets = {name: (SET_TYPES[family], (), comments[name], _with_length(name, elements))
             for name, (family, elements) in desired_sets(plan).items()}
     chains = {name: (BASE_CHAINS[name][0], BASE_CHAINS[name][1], BASE_CHAINS[name][2], "accept", tuple(rules))
               for name, rules in desired_rules(plan).items()}
@@ -214,9 +228,10 @@ def desired_canonical(plan):
 def _canonical_text(sets, chains):
     lines = [f"table {TABLE}"]
     for name in sorted(sets):
-        set_type, flags, elements = sets[name]
+        set_type, flags, comment, elements = sets[name]
         flag_text = f" flags {','.join(flags)}" if flags else ""
-        lines.append(f"set {name} type {set_type}{flag_text} elements {_elements_text(elements)}")
+        comment_text = f' comment "{comment}"' if comment is not None else ""
+        lines.append(f"set {name} type {set_type}{flag_text}{comment_text} elements {_elements_text(elements)}")
     for name in sorted(chains):
         chain_type, hook, prio, policy, rules = chains[name]
         lines.append(f"chain {name} type {chain_type} hook {hook} priority {prio} policy {policy}")
@@ -322,7 +337,7 @@ def current_canonical(table_json):
     """Canonical text of the table as the kernel holds it, or None when the table does not exist."""
     if table_json is None:
         return None
-    sets = {s["name"]: (s.get("type"), tuple(sorted(s.get("flags", []))), _canonical_elements(s))
+    sets = {s["name"]: (s.get("type"), tuple(sorted(s.get("flags", []))), s.get("comment"), _canonical_elements(s))
             for s in _objects(table_json, "set")}
     chains = {}
     for chain in _objects(table_json, "chain"):

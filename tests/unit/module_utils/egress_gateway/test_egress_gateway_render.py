@@ -26,6 +26,7 @@ def test_nft_golden_simple():
         "delete table inet netkit_egress\n"
         "table inet netkit_egress {\n"
         "\tset netkit_p0_dst4_l8 {\n\t\ttype ipv4_addr\n"
+        '\t\tcomment "/8 ranges to up1 (elements: network addresses)"\n'
         "\t\telements = { 10.0.0.0 }\n\t}\n"
         "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
         '\t\toifname "nm0" ct state established,related accept\n'
@@ -48,6 +49,21 @@ def test_nft_one_rule_per_prefix_length_and_per_pair_of_lengths():
     forward = [rule for rule in nft.desired_rules(plan)["forward"] if 'iifname "nm0" oifname' in rule]
     assert len(forward) == 4 and all(rule.endswith('accept comment "network a"') for rule in forward)
     assert ('ip saddr & 255.255.255.128 @netkit_p0_src4_l25 ip daddr @netkit_p0_dst4_l32 accept' in forward[0])
+
+
+def test_nft_set_comments_say_what_the_bare_addresses_are():
+    """``nft list`` shows a per-length set's elements as bare addresses: each set's comment names the length,
+    whose ranges they are, and stays within nft's 128 characters for the longest names."""
+    comments = nft.set_comments(plan_for(SEGMENTED))
+    assert comments["netkit_p0_dst4_l24"] == "/24 ranges of network a (elements: network addresses)"
+    assert comments["netkit_p1_src6_l64"] == "/64 sources of network a (elements: network addresses)"
+    assert comments["netkit_all4_l24"] == "/24 ranges of all networks (elements: network addresses)"
+    longest = "n" * 63
+    plan = plan_for({"network_interface": "nm0", "networks": [
+        {"name": longest, "cidr": ["fd00:1::1/128"], "ranges": ["2001:db8::1/128"]}]}, "x" * 15)
+    assert max(len(comment) for comment in nft.set_comments(plan).values()) <= 128
+    assert nft.set_comments(plan_for({"network_interface": "nm0", "ranges": ["2001:db8::1/128"]}, "x" * 15)) == {
+        "netkit_p0_dst6_l128": "/128 ranges to xxxxxxxxxxxxxxx (elements: network addresses)"}
 
 
 def test_nft_segmented_rules():
@@ -77,9 +93,10 @@ def _kernel_json(plan):
     """What ``nft -j list table`` reports for the rendered table: hash sets listed in the kernel's own
     (unordered) element order."""
     items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netkit_egress", "handle": 9}}]
+    comments = nft.set_comments(plan)
     for name, (family, elements) in nft.desired_sets(plan).items():
         set_json = {"family": "inet", "name": name, "table": "netkit_egress", "handle": 3,
-                    "type": nft.SET_TYPES[family]}
+                    "type": nft.SET_TYPES[family], "comment": comments[name]}
         if elements:
             set_json["elem"] = list(reversed(elements))
         items.append({"set": set_json})
