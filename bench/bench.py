@@ -55,6 +55,8 @@ import tempfile
 import time
 
 from common import HERE, REPO, playbook_seconds, summary, write_yaml
+from common import iperf as common_iperf
+from dataplane_nat import figure_dataplane_nat
 from external import figure_failover, figure_wireguard
 from fleet_nat import figure_fleet_nat
 
@@ -64,7 +66,8 @@ PYTHON = "/usr/bin/python3"
 MODULE_PACKAGE = "ansible_collections.netkit.egress.plugins.modules"
 RESULTS = os.path.join(HERE, "results", "latest.json")
 SIZES = (100, 1000, 10000)
-TARGETS = {"converge": 1.5, "noop": 1.2, "peers": 100.0, "dataplane": 0.95}
+TARGETS = {"converge": 1.5, "noop": 1.2, "peers": 100.0, "dataplane": 0.95, "dataplane_nat": 0.97,
+           "playbook_size": 1.5, "playbook_hand": 1.0}
 # What any AnsibleModule-based module pays before it does anything: the interpreter and this import.
 FLOOR_IMPORT = "from ansible.module_utils.basic import AnsibleModule"
 FLOOR_NOTE = ("(apply - floor) / raw, pair by pair; floor = python3 + import AnsibleModule in the namespace, "
@@ -267,7 +270,10 @@ def figure_converge(bench):
                     reads.append(bench.timed(lab, "gw", ["iptables-nft-save"])[0]
                                  + bench.timed(lab, "gw", ["ipset", "save"])[0])
                 bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
-                rendered = result["rendered"]
+                # The module's default result is a summary (full_result: false): the very ruleset it applied
+                # comes from an offline render (every range leaves by up1 here).
+                rendered = bench.module(lab, "gw", "egress_gateway",
+                                        dict(args, state="rendered", interface="up1"))[2]["rendered"]
                 if backend == "nftables":
                     raws.append(bench.timed(lab, "gw", ["nft", "-f", "-"], data=rendered)[0])
                 else:
@@ -384,6 +390,92 @@ def figure_playbook_row(bench, lab):
               summary(playbook), "s", summary(direct), summary([p / d for p, d in zip(playbook, direct)]),
               note="the module run directly (pipelining on, one task)")
     bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+
+
+def gateway_inventory(bench, lab, name, ranges, handwritten=False):
+    """The inventory a user writes for one gateway (group egress_gateways) with ``ranges``."""
+    host = {"ansible_host": lab.ns("gw"), "egress_gateway_network_interface": "nm0", "egress_gateway_ranges": ranges}
+    return write_yaml(bench, name, {"all": {
+        "vars": {"ansible_connection": "netkit.egress.netns", "ansible_python_interpreter": PYTHON},
+        "children": {"egress_gateways": {"hosts": {"gw": host}}}}})
+
+
+# What a careful user writes without the collection: one template of an nft file (the whole table replaced in
+# one transaction, as ours does) and a handler that loads it. No check of the kernel's state: a no-op run only
+# compares the file.
+HANDWRITTEN_TEMPLATE = """table inet handwritten {}
+delete table inet handwritten
+table inet handwritten {
+  set dst4 {
+    type ipv4_addr; flags interval;
+    elements = { {{ egress_gateway_ranges | join(', ') }} }
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    oifname "nm0" ct state established,related accept
+    iifname "nm0" oifname "up1" ip daddr @dst4 accept
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    iifname "nm0" oifname "up1" ip daddr @dst4 masquerade
+  }
+}
+"""
+HANDWRITTEN_FILE = "/etc/netkit-egress/handwritten.nft"  # the netns connection gives each host its own /etc/netkit-egress
+
+
+def handwritten_playbook(bench):
+    template = os.path.join(bench.tmp, "handwritten.nft.j2")
+    with open(template, "w") as handle:
+        handle.write(HANDWRITTEN_TEMPLATE)
+    return write_yaml(bench, "handwritten.yml", [{
+        "name": "Egress gateway, by hand", "hosts": "egress_gateways", "gather_facts": False,
+        "tasks": [{"name": "nft file", "notify": "load the nft file",
+                   "ansible.builtin.template": {"src": template, "dest": HANDWRITTEN_FILE, "mode": "0644"}}],
+        "handlers": [{"name": "load the nft file", "ansible.builtin.command": {"argv": ["nft", "-f", HANDWRITTEN_FILE]}}]}])
+
+
+def figure_playbook(bench):
+    """playbooks/egress_gateway.yml as users run it (the role, pipelining on), at 1 and 10,000 ranges, and
+    the hand-written way (template + handler) at 10,000: converge and no-op, pair by pair per repetition."""
+    lab = gateway_host(bench, "b")
+    size = 1000 if bench.quick else 10000
+    ranges = spaced_ranges(size)
+    playbook = os.path.join(REPO, "playbooks", "egress_gateway.yml")
+    one = gateway_inventory(bench, lab, "playbook-1.yml", ranges[:1])
+    many = gateway_inventory(bench, lab, f"playbook-{size}.yml", ranges)
+    handwritten = handwritten_playbook(bench)
+    times = {key: [] for key in ("one", "one-noop", "many", "many-noop", "hand", "hand-noop")}
+
+    def reset():
+        bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
+        bench.timed(lab, "gw", ["sh", "-c", f"nft delete table inet handwritten 2>/dev/null; rm -f {HANDWRITTEN_FILE}"])
+
+    for rep in range(bench.reps):
+        runs = [("one", playbook, one), ("many", playbook, many), ("hand", handwritten, many)]
+        for key, play, inventory in runs[rep % 3:] + runs[:rep % 3]:
+            reset()
+            times[key].append(playbook_seconds(play, inventory)[0])
+            seconds, output = playbook_seconds(play, inventory)
+            assert "changed=0" in output, f"{key}: the re-run changed something: {output[-600:]}"
+            times[f"{key}-noop"].append(seconds)
+            if key == "hand":
+                listing = bench.timed(lab, "gw", ["nft", "list", "table", "inet", "handwritten"])[1]
+                assert ranges[-1].split("/")[0] in listing, "the hand-written table does not hold the ranges"
+    reset()
+    for phase, suffix in (("converge", ""), ("no-op re-run", "-noop")):
+        bench.row("playbook", f"egress_gateway.yml, 1 range: {phase}", summary(times["one" + suffix]), "s",
+                  note="playbooks/egress_gateway.yml, one gateway, pipelining on (the role's fixed cost)")
+        bench.row("playbook", f"egress_gateway.yml, {size:,} ranges: {phase}", summary(times["many" + suffix]), "s",
+                  summary(times["one" + suffix]),
+                  summary([m / o for m, o in zip(times["many" + suffix], times["one" + suffix])]),
+                  TARGETS["playbook_size"], "baseline: the same playbook with 1 range, same repetition")
+        bench.row("playbook", f"egress_gateway.yml vs the hand-written way, {size:,} ranges: {phase}",
+                  summary(times["many" + suffix]), "s", summary(times["hand" + suffix]),
+                  summary([m / h for m, h in zip(times["many" + suffix], times["hand" + suffix])]),
+                  TARGETS["playbook_hand"],
+                  "baseline: one ansible.builtin.template of an nft file (interval set) + a handler running "
+                  "nft -f, the same ranges from the same inventory; its no-op compares the file only")
 
 
 # ---- the peers' approach ---------------------------------------------------------------------
@@ -517,19 +609,7 @@ MASQUERADE_ONLY = """table ip nkbench {
 
 
 def iperf(bench, lab, udp, seconds):
-    # Client on CPU 0, server on CPU 1 (see figure_dataplane): less scheduler noise between configurations.
-    # TCP omits its first second (-O 1: slow start); iperf3's end summary leaves omitted intervals out.
-    argv = ["taskset", "-c", "0", "iperf3", "-c", SERVER, "-t", str(seconds), "-J"]
-    if udp:
-        argv += ["-u", "-b", "0", "-l", "64"]
-    else:
-        argv += ["-O", "1"]
-    _elapsed, out = bench.timed(lab, "cl", argv, timeout=seconds + 30)
-    report = json.loads(out)["end"]
-    if udp:
-        total = report["sum"]
-        return (total["packets"] - total["lost_packets"]) / total["seconds"]
-    return report["sum_received"]["bits_per_second"] / 1e9
+    return common_iperf(lab, "cl", SERVER, udp, seconds)
 
 
 def figure_dataplane(bench):
@@ -586,7 +666,8 @@ def figure_dataplane(bench):
         ("ours nftables, 1 range", ours("nftables", count=1), ours_reset,
          "egress_gateway, 1 range: forward accept + masquerade, conntrack"),
         (f"ours nftables, {size:,} ranges", ours("nftables"), ours_reset,
-         f"egress_gateway, {size:,} ranges in its nft interval sets: forward accept + masquerade"),
+         f"egress_gateway, {size:,} ranges in its nft hash sets (one per prefix length): forward accept + "
+         "masquerade"),
         (f"ours iptables-nft + ipset, {size:,} ranges", ours("iptables", "nft"), ours_reset,
          f"egress_gateway, {size:,} ranges in ipset hash:net sets, iptables-nft rules"),
         (f"ours iptables-legacy + ipset, {size:,} ranges", ours("iptables", "legacy"), ours_reset,
@@ -600,28 +681,45 @@ def figure_dataplane(bench):
     def measure():
         return iperf(bench, lab, False, seconds), iperf(bench, lab, True, seconds)
 
+    masquerade_apply, masquerade_reset = bench_table(MASQUERADE_ONLY, "ip")
+
+    def measure_masquerade():
+        masquerade_apply()
+        try:
+            return measure()
+        finally:
+            masquerade_reset()
+
     # Every configuration is measured between two "no rules" runs, and its ratio is taken against the mean of
     # that pair: a load change on the shared machine minutes apart no longer lands between a configuration
-    # and its baseline. The order rotates each repetition.
+    # and its baseline. The order rotates each repetition. Each of ours is also paired with a "masquerade
+    # only" run right beside it (before it in even rounds, after it in odd ones): the minimal NAT gateway
+    # that issue 14's target compares us with, seconds away.
     base = "no rules"
     tested = configs[1:]
     results = {name: [] for name, _apply, _reset, _what in configs}  # [(Gbit/s, pps)]
     paired = {name: [] for name, _apply, _reset, _what in tested}  # [(baseline Gbit/s, baseline pps)]
+    beside = {name: [] for name, _apply, _reset, _what in tested if name.startswith("ours")}  # masquerade runs
     for rep in range(reps):
         shift = rep % len(tested)
         before = measure()
         results[base].append(before)
         for name, apply, reset, _what in tested[shift:] + tested[:shift]:
+            if name in beside and rep % 2 == 0:
+                beside[name].append(measure_masquerade())
             apply()
             results[name].append(measure())
             reset()
+            if name in beside and rep % 2 == 1:
+                beside[name].append(measure_masquerade())
             after = measure()
             results[base].append(after)
             paired[name].append(((before[0] + after[0]) / 2, (before[1] + after[1]) / 2))
             before = after
+    kinds = (("one TCP stream", "Gbit/s"), ("UDP 64-byte payload", "pps"))
     for name, _apply, _reset, what in configs:
         targeted = name.startswith("ours") and "1 range" not in name
-        for index, (kind, unit) in enumerate((("one TCP stream", "Gbit/s"), ("UDP 64-byte payload", "pps"))):
+        for index, (kind, unit) in enumerate(kinds):
             values = [result[index] for result in results[name]]
             if name == base:
                 bench.row("dataplane", f"{name}: {kind}", summary(values), unit, summary(values), None, None,
@@ -632,6 +730,15 @@ def figure_dataplane(bench):
                       summary([value / baseline for value, baseline in zip(values, baselines)]),
                       TARGETS["dataplane"] if targeted else None,
                       f"{what}; baseline: mean of the no-rules runs just before and after it")
+    for name in beside:
+        for index, (kind, unit) in enumerate(kinds):
+            values = [result[index] for result in results[name]]
+            masquerades = [result[index] for result in beside[name]]
+            bench.row("dataplane", f"{name} vs masquerade only: {kind}", summary(values), unit, summary(masquerades),
+                      summary([value / masquerade for value, masquerade in zip(values, masquerades)]),
+                      TARGETS["dataplane_nat"],
+                      "baseline: 'masquerade only' (conntrack + one masquerade rule, the minimal NAT gateway) "
+                      "measured right beside it in the same round, pair by pair")
 
 
 # ---- fleet -----------------------------------------------------------------------------------
@@ -682,7 +789,8 @@ def figure_fleet(bench):
                   "x", note=f"hosts x{large // small}; linear growth would be x{large // small}")
 
 
-FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane, "fleet": figure_fleet,
+FIGURES = {"converge": figure_converge, "playbook": figure_playbook, "peers": figure_peers,
+           "dataplane": figure_dataplane, "dataplane_nat": figure_dataplane_nat, "fleet": figure_fleet,
            "fleet_nat": figure_fleet_nat, "wireguard": figure_wireguard, "failover": figure_failover}
 
 

@@ -167,6 +167,19 @@ options:
     description: Directory of the sysctl.d file.
     type: path
     default: /etc/sysctl.d
+  full_result:
+    description:
+      - Return the lists and texts that grow with the ranges (RV(ranges), RV(interfaces), RV(rendered),
+        RV(before), RV(after), and RV(commands) with their whole input) with C(state=present) and C(state=absent).
+      - When false (the default), the result has counts and names instead (RV(range_count),
+        RV(outbound_interfaces)) and each command as its first line and its number of lines of input. At 10,000
+        ranges the full result is about 1 MB, and the controller handles every byte of it (about half of what a
+        playbook task costs). The C(invocation) echo (shown with C(-vvv)) gives O(ranges), O(excluded_ranges)
+        and O(networks) of more than three items as their count. Diff mode (C(--diff)) still returns the whole
+        C(diff).
+      - C(state=rendered) and C(state=gathered) always return everything.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -260,10 +273,21 @@ backend_reason:
   sample: no foreign iptables rules and the nft binary is present
 ranges:
   description: The egress ranges, normalised (host bits cleared, lower case), including every network's ranges.
-  returned: always
+  returned: when O(full_result) is true, or state is rendered or gathered
   type: list
   elements: str
   sample: [10.0.0.0/8, 2001:db8::/32]
+range_count:
+  description: How many egress ranges RV(ranges) holds (or would hold with O(full_result=true)).
+  returned: always
+  type: int
+  sample: 10000
+outbound_interfaces:
+  description: The outbound interfaces the ranges leave by (the values of RV(interfaces), each once, sorted).
+  returned: always
+  type: list
+  elements: str
+  sample: [eth1, eth2]
 excluded_ranges:
   description: The excluded ranges, normalised (empty for state gathered, whose ranges are already cut).
   returned: always
@@ -272,27 +296,30 @@ excluded_ranges:
   sample: [10.20.255.0/24]
 interfaces:
   description: Outbound interface of every range (ranges wholly excluded have none).
-  returned: always
+  returned: when O(full_result) is true, or state is rendered or gathered
   type: dict
   sample: {10.0.0.0/8: eth1, 2001:db8::/32: eth2}
 rendered:
   description:
     - The rules that are (or would be) applied. The nft script, or for iptables a dict with the keys C(ipv4) and
       C(ipv6) whose values are iptables-restore input, and C(ipset), the C(ipset -exist restore) input of the sets.
-  returned: when state is rendered or present
+  returned: when state is rendered, or present with O(full_result=true)
   type: raw
 commands:
-  description: What was applied (or would be, in check mode), in order.
+  description:
+    - What was applied (or would be, in check mode), in order.
+    - With O(full_result=false), a command with more than one line of input is shortened to its first line and
+      its number of lines, for example C(nft -f - <<EOF ... (10,021 lines of input)).
   returned: always
   type: list
   elements: str
 before:
   description: Canonical text of our objects and the forwarding sysctls before the run.
-  returned: always
+  returned: when O(full_result) is true, or state is rendered or gathered
   type: str
 after:
   description: Canonical text of our objects and the forwarding sysctls after the run.
-  returned: always
+  returned: when O(full_result) is true, or state is rendered or gathered
   type: str
 gathered:
   description:
@@ -337,6 +364,7 @@ ARGUMENT_SPEC = dict(
     persist_dir=dict(type="path", default="/etc/netkit-egress"),
     systemd_unit_dir=dict(type="path", default="/etc/systemd/system"),
     sysctl_dir=dict(type="path", default="/etc/sysctl.d"),
+    full_result=dict(type="bool", default=False),
 )
 
 

@@ -140,7 +140,7 @@ def test_nftables_auto_interfaces_check_idempotence_absent(lab, tmp_path):
     assert lab.snapshot("gw") == before, "check mode changed the host"
     assert "net.ipv4.ip_forward = 1" in predicted["diff"]["after"]
 
-    results = run_tasks(lab, tmp_path, [("apply", MESSY, None), ("again", MESSY, None),
+    results = run_tasks(lab, tmp_path, [("apply", dict(MESSY, full_result=True), None), ("again", MESSY, None),
                                         ("gather", {"state": "gathered"}, None)])
     apply, again, gathered = results["apply"], results["again"], results["gather"]
     assert apply["changed"] is True and apply["backend"] == "nftables", apply
@@ -148,6 +148,9 @@ def test_nftables_auto_interfaces_check_idempotence_absent(lab, tmp_path):
     assert apply["interfaces"] == {"192.0.2.0/24": "up1", "198.51.100.0/25": "up2", "198.51.100.0/24": "up2",
                                    "2001:db8:1::/64": "up1"}
     assert apply["sysctls"] == {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
+    # The default (summary) result: counts and interface names instead of the lists.
+    assert again["range_count"] == 4 and again["outbound_interfaces"] == ["up1", "up2"]
+    assert "ranges" not in again and "interfaces" not in again and "before" not in again
     assert again["changed"] is False, again["commands"]
     assert gathered["gathered"]["ranges"] == ["192.0.2.0/24", "198.51.100.0/24", "2001:db8:1::/64"]
     assert gathered["gathered"]["network_interface"] == "nm0" and gathered["gathered"]["nat"] is True

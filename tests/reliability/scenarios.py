@@ -45,7 +45,7 @@ NFT_RULE_DELETE = ("nft -a list chain inet {table} {chain} | awk '/comment/ {{pr
 SCENARIOS = [
     ("egress_gateway nftables", "gw", "egress_gateway", egress_gateway_args(), [
         ("rule", NFT_RULE_DELETE.format(table="netkit_egress", chain="forward")),
-        ("set element", "nft delete element inet netkit_egress netkit_p0_dst4 '{ 192.168.50.0/25 }'"),
+        ("set element", "nft delete element inet netkit_egress netkit_p0_dst4_l25 '{ 192.168.50.0 }'"),
         ("sysctl", "sysctl -qw net.ipv4.ip_forward=0"),
     ]),
     ("egress_gateway iptables-nft", "gw", "egress_gateway", egress_gateway_args("iptables", "nft"), [

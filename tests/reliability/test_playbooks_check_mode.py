@@ -18,7 +18,7 @@ import lab as mesh_lab
 from netlab import ansible_playbook, task_results
 
 MESH_HOSTS = ["gw", "m1", "m2"]
-MESH_DRIFT = [("gw", "nft delete element inet netkit_egress netkit_p0_dst4 '{ 192.168.50.0/24 }'"),
+MESH_DRIFT = [("gw", "nft delete element inet netkit_egress netkit_p0_dst4_l24 '{ 192.168.50.0 }'"),
               ("m1", "ip route del 192.168.50.0/24 proto 201"),
               ("gw", "sysctl -qw net.ipv4.ip_forward=0")]
 NAT_HOSTS = cluster_lab.cluster_hosts()

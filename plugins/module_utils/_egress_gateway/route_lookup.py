@@ -102,10 +102,13 @@ class RouteLookup:
         self.tables = build_tables(routes, family) if self.order is not None else {}
 
     def lookup(self, address):
+        return self.lookup_value(address_value(address)[1])
+
+    def lookup_value(self, value):
+        """``lookup`` of an address given as its integer value."""
         if self.order is None:
             return UNKNOWN
         bits = BITS[self.family]
-        _family, value = address_value(address)
         for table in self.order:
             lengths, decisions = self.tables.get(table, ((), {}))
             for length in lengths:

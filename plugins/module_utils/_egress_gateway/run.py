@@ -16,14 +16,15 @@ from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.back
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.iptables import (
     IptablesBackend, stale_set_removal)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.model import (
-    desired_sysctls, route_probe_addresses, validate)
+    desired_sysctls, route_probes, validate)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.nftables import (
     TABLE_FAMILY, TABLE_NAME, NftablesBackend)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import build_plan, effective_ranges
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import (
     UNKNOWN, RouteLookup, default_route_device)
 from ansible_collections.netkit.egress.plugins.module_utils._host import Host, HostError, HostLock
-from ansible_collections.netkit.egress.plugins.module_utils._net import FAMILIES, InputError, cidr_of, family_of
+from ansible_collections.netkit.egress.plugins.module_utils._net import (
+    FAMILIES, InputError, address_text, family_of)
 
 BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend}
 
@@ -57,21 +58,23 @@ def chosen_backend(decision, firewall):
     return BACKENDS[decision.backend](firewall, decision.variant)
 
 
-def route_answers(host, addresses):
-    """{address: ``ip route get`` answer or None}. Answered from one read of the rules and tables where
-    ``route_lookup`` is certain of the kernel's answer, by the kernel itself (one ``ip -batch``) elsewhere."""
-    lookups, answers, ask = {}, {}, []
-    for address in addresses:
-        family = family_of(address)
-        if family not in lookups:
-            lookups[family] = RouteLookup(*host.routing_state(family), family)
-        answer = lookups[family].lookup(address)
+def route_answers(host, probes):
+    """{(family, address value): ``ip route get`` answer or None}. Answered from one read of the rules and
+    tables where ``route_lookup`` is certain of the kernel's answer, by the kernel itself (one ``ip -batch``)
+    elsewhere."""
+    lookups, answers, ask = {}, {}, {}
+    for probe in probes:
+        family, value = probe
+        lookup = lookups.get(family)
+        if lookup is None:
+            lookup = lookups[family] = RouteLookup(*host.routing_state(family), family)
+        answer = lookup.lookup_value(value)
         if answer == UNKNOWN:
-            ask.append(address)
+            ask[address_text(family, value)] = probe
         else:
-            answers[address] = answer
-    asked = host.route_get_many(ask)
-    answers.update({address: asked.get(address) for address in ask})
+            answers[probe] = answer
+    asked = host.route_get_many(list(ask))
+    answers.update({probe: asked.get(address) for address, probe in ask.items()})
     return answers
 
 
@@ -81,7 +84,7 @@ def resolve_interfaces(config, host):
         return {cidr: config.interface for cidr in wanted}
     interfaces = {}
     for cidr in wanted:
-        if cidr_of(cidr).prefix == 0:
+        if cidr.endswith("/0"):  # canonical texts: only 0.0.0.0/0 and ::/0 end so
             family = family_of(cidr)
             interfaces[cidr] = default_route_device(host.routing_state(family)[1], family)
             if interfaces[cidr] is None:
@@ -90,17 +93,17 @@ def resolve_interfaces(config, host):
     ranges = [cidr for cidr in wanted if cidr not in interfaces]
     # The best probe of every range first, the second probe only where the first found nothing usable.
     # A local answer (dev lo) means the probe hit one of our own addresses, not the range's route.
-    probes = {cidr: route_probe_addresses(cidr) for cidr in ranges}
-    answers = route_answers(host, list(dict.fromkeys(addresses[0] for addresses in probes.values())))
+    probes = {cidr: route_probes(cidr) for cidr in ranges}
+    answers = route_answers(host, dict.fromkeys(first for first, *_rest in probes.values()))
 
     def usable(route):
         return route if route and route.get("dev") and route["dev"] != "lo" else None
 
-    second = [addresses[1] for addresses in probes.values()
-              if len(addresses) > 1 and not usable(answers.get(addresses[0]))]
-    answers.update(route_answers(host, list(dict.fromkeys(second))))
+    second = [cidr_probes[1] for cidr_probes in probes.values()
+              if len(cidr_probes) > 1 and not usable(answers.get(cidr_probes[0]))]
+    answers.update(route_answers(host, dict.fromkeys(second)))
     for cidr in ranges:
-        route = next((usable(answers.get(address)) for address in probes[cidr] if usable(answers.get(address))), None)
+        route = next((usable(answers.get(probe)) for probe in probes[cidr] if usable(answers.get(probe))), None)
         if route is None:
             raise InputError(config.field_of(cidr), problem=f"no {family_of(cidr)} route to {cidr} on the host; "
                                                             "add one or set interface")
@@ -171,7 +174,8 @@ def run_rendered(params, config):
                 + ("backend auto renders nftables" if params["backend"] == "auto" else f"backend {backend} requested"),
                 ranges=list(config.ranges), excluded_ranges=list(config.excluded_ranges), interfaces=interfaces,
                 rendered=rendered, commands=[], before="", after="", sysctls=desired_sysctls(config.ranges),
-                persisted_files=[])
+                persisted_files=[], range_count=len(config.ranges),
+                outbound_interfaces=sorted(set(interfaces.values())))
 
 
 def run_gathered(host):
@@ -196,7 +200,8 @@ def run_gathered(host):
                 backend_reason="state=gathered reports the backend whose objects exist on the host",
                 ranges=list(dict.fromkeys(ranges)), excluded_ranges=[], interfaces=interfaces, gathered=gathered,
                 gathered_raw=gathered_raw, commands=[], before=objects_text(objects, {}),
-                after=objects_text(objects, {}), sysctls={}, persisted_files=[])
+                after=objects_text(objects, {}), sysctls={}, persisted_files=[],
+                range_count=len(dict.fromkeys(ranges)), outbound_interfaces=sorted(set(interfaces.values())))
 
 
 def run_converge(module, host, params, config):
@@ -268,7 +273,36 @@ def run_converge(module, host, params, config):
         result["rendered"] = rendered
     if module._diff:
         result["diff"] = {"before": result["before"], "after": result["after"]}
-    return result
+    result["range_count"] = len(config.ranges)
+    result["outbound_interfaces"] = sorted(set(interfaces.values()))
+    return result if params["full_result"] else summary_result(result, params)
+
+
+# What a summary result keeps of the lists and texts that grow with the ranges (a 10,000-range run returns
+# about 1 MB otherwise, and the controller handles every byte of it: half of a playbook task's time).
+SUMMARY_DROPS = ("ranges", "interfaces", "rendered", "before", "after")
+
+
+LIST_PARAMS = ("ranges", "excluded_ranges", "networks")
+
+
+def summary_result(result, params):
+    """``full_result: false``: counts instead of the lists, each command as its first line and its size.
+    The ``invocation`` echo (shown only at -vvv) names the size of the list parameters instead of repeating
+    them: AnsibleModule would otherwise return every range once more and scan it for secrets."""
+    summary = {key: value for key, value in result.items() if key not in SUMMARY_DROPS}
+    summary["commands"] = [_command_summary(command) for command in result["commands"]]
+    module_args = dict(params)
+    for name in LIST_PARAMS:
+        if len(module_args.get(name) or ()) > 3:
+            module_args[name] = f"({len(module_args[name]):,} items; full_result: true shows them)"
+    summary["invocation"] = {"module_args": module_args}
+    return summary
+
+
+def _command_summary(command):
+    lines = command.split("\n")
+    return command if len(lines) <= 3 else f"{lines[0]} ... ({len(lines) - 2:,} lines of input)"
 
 
 def run(module):

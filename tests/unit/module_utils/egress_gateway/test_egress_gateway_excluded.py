@@ -49,8 +49,14 @@ def test_segmented_networks_and_their_union_lose_the_excluded_parts():
 def test_both_backends_render_only_the_remaining_destinations():
     plan = plan_for(PARAMS)
     script = nft.render_script(plan)
-    assert "elements = { 192.0.2.16/28, 192.0.2.32/27, 192.0.2.64/26 }" in script
-    assert "elements = { 2001:db8:1::/65 }" in script and "198.51.100" not in script
+    # One hash set per prefix length: the remaining /28, /27 and /26 each in the set of its length.
+    sets = nft.desired_sets(plan)
+    assert {name: elements for name, (_family, elements) in sets.items() if "_p0_" in name} == {
+        "netkit_p0_dst4_l28": ("192.0.2.16",), "netkit_p0_dst4_l27": ("192.0.2.32",),
+        "netkit_p0_dst4_l26": ("192.0.2.64",)}
+    assert "ip daddr & 255.255.255.240 @netkit_p0_dst4_l28 accept" in script
+    assert "elements = { 2001:db8:1:: }" in script and "@netkit_p1_dst6_l65" in script
+    assert "198.51.100" not in script
     sets = ipset.desired_sets(plan)
     assert sets["netkit-egress-p0-dst4"] == ("ipv4", ("192.0.2.16/28", "192.0.2.32/27", "192.0.2.64/26"))
     assert sets["netkit-egress-p1-dst6"] == ("ipv6", ("2001:db8:1::/65",))

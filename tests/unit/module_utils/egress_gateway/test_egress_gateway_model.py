@@ -3,9 +3,9 @@
 import pytest
 
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.model import (
-    desired_sysctls, route_probe_addresses, validate)
+    desired_sysctls, route_probes, validate)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import build_plan
-from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, address_text, collapse
 
 BASE = {"network_interface": "nm0"}
 
@@ -61,9 +61,12 @@ def test_sysctls_only_for_families_in_use():
 
 
 def test_route_probes_never_cross_families_and_skip_ipv6_anycast():
-    assert route_probe_addresses("10.0.0.0/8") == ["10.0.0.0", "10.255.255.255"]
-    assert route_probe_addresses("2001:db8::/64") == ["2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff"]
-    assert route_probe_addresses("192.0.2.7/32") == ["192.0.2.7"]
+    def texts(cidr):
+        return [address_text(family, value) for family, value in route_probes(cidr)]
+
+    assert texts("10.0.0.0/8") == ["10.0.0.0", "10.255.255.255"]
+    assert texts("2001:db8::/64") == ["2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff"]
+    assert texts("192.0.2.7/32") == ["192.0.2.7"]
 
 
 def test_collapse_merges_overlaps_and_neighbours():

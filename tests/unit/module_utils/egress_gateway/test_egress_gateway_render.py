@@ -1,5 +1,7 @@
 """Golden renders for nftables and iptables, and canonical comparison of what the kernel reports."""
 
+import json
+
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import iptables as ipt
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import ipset
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import nftables as nft
@@ -23,14 +25,45 @@ def test_nft_golden_simple():
         "table inet netkit_egress {}\n"
         "delete table inet netkit_egress\n"
         "table inet netkit_egress {\n"
-        "\tset netkit_p0_dst4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n"
-        "\t\telements = { 10.0.0.0/8 }\n\t}\n"
+        "\tset netkit_p0_dst4_l8 {\n\t\ttype ipv4_addr\n"
+        '\t\tcomment "/8 ranges to up1 (elements: network addresses)"\n'
+        "\t\telements = { 10.0.0.0 }\n\t}\n"
         "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
         '\t\toifname "nm0" ct state established,related accept\n'
-        '\t\tiifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4 accept\n\t}\n'
+        '\t\tiifname "nm0" oifname "up1" ip daddr & 255.0.0.0 @netkit_p0_dst4_l8 accept\n\t}\n'
         "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-        '\t\tiifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4 masquerade\n\t}\n'
+        '\t\tiifname "nm0" oifname "up1" ip daddr & 255.0.0.0 @netkit_p0_dst4_l8 masquerade\n\t}\n'
         "}\n")
+
+
+def test_nft_one_rule_per_prefix_length_and_per_pair_of_lengths():
+    """A path whose ranges have two prefix lengths gets two rules; with sources of two lengths, four."""
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/16", "192.0.2.7", "0.0.0.0/0"]})
+    assert nft.desired_sets(plan) == {"netkit_p0_dst4_l1": ("ipv4", ("0.0.0.0", "128.0.0.0"))}
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/16", "192.0.2.7"]})
+    assert nft.desired_rules(plan)["forward"][1:] == [
+        'iifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4_l32 accept',
+        'iifname "nm0" oifname "up1" ip daddr & 255.255.0.0 @netkit_p0_dst4_l16 accept']
+    plan = plan_for({"network_interface": "nm0", "networks": [
+        {"name": "a", "cidr": ["100.64.1.0/24", "100.64.2.0/25"], "ranges": ["10.0.0.0/16", "192.0.2.7"]}]})
+    forward = [rule for rule in nft.desired_rules(plan)["forward"] if 'iifname "nm0" oifname' in rule]
+    assert len(forward) == 4 and all(rule.endswith('accept comment "network a"') for rule in forward)
+    assert ('ip saddr & 255.255.255.128 @netkit_p0_src4_l25 ip daddr @netkit_p0_dst4_l32 accept' in forward[0])
+
+
+def test_nft_set_comments_say_what_the_bare_addresses_are():
+    """``nft list`` shows a per-length set's elements as bare addresses: each set's comment names the length,
+    whose ranges they are, and stays within nft's 128 characters for the longest names."""
+    comments = nft.set_comments(plan_for(SEGMENTED))
+    assert comments["netkit_p0_dst4_l24"] == "/24 ranges of network a (elements: network addresses)"
+    assert comments["netkit_p1_src6_l64"] == "/64 sources of network a (elements: network addresses)"
+    assert comments["netkit_all4_l24"] == "/24 ranges of all networks (elements: network addresses)"
+    longest = "n" * 63
+    plan = plan_for({"network_interface": "nm0", "networks": [
+        {"name": longest, "cidr": ["fd00:1::1/128"], "ranges": ["2001:db8::1/128"]}]}, "x" * 15)
+    assert max(len(comment) for comment in nft.set_comments(plan).values()) <= 128
+    assert nft.set_comments(plan_for({"network_interface": "nm0", "ranges": ["2001:db8::1/128"]}, "x" * 15)) == {
+        "netkit_p0_dst6_l128": "/128 ranges to xxxxxxxxxxxxxxx (elements: network addresses)"}
 
 
 def test_nft_segmented_rules():
@@ -38,29 +71,35 @@ def test_nft_segmented_rules():
     assert rules["forward"] == [
         'oifname "nm0" ct state established,related accept',
         'iifname "nm0" ct state established,related accept',
-        'iifname "nm0" oifname "up1" ip saddr @netkit_p0_src4 ip daddr @netkit_p0_dst4 accept comment "network a"',
-        'iifname "nm0" oifname "up1" ip6 saddr @netkit_p1_src6 ip6 daddr @netkit_p1_dst6 accept comment "network a"',
-        'iifname "nm0" oifname "up1" ip saddr @netkit_p2_src4 ip daddr @netkit_p2_dst4 accept comment "network b"',
-        'iifname "up1" oifname "nm0" ip saddr @netkit_p0_dst4 ip daddr @netkit_p0_src4 accept comment "network a"',
-        'iifname "up1" oifname "nm0" ip6 saddr @netkit_p1_dst6 ip6 daddr @netkit_p1_src6 accept comment "network a"',
-        'iifname "up1" oifname "nm0" ip saddr @netkit_p2_dst4 ip daddr @netkit_p2_src4 accept comment "network b"',
-        'iifname "nm0" ip daddr @netkit_all4 drop',
-        'iifname "nm0" ip6 daddr @netkit_all6 drop']
-    assert rules["postrouting"][-1] == \
-        'oifname "nm0" ip saddr @netkit_p2_dst4 ip daddr @netkit_p2_src4 masquerade comment "network b"'
+        'iifname "nm0" oifname "up1" ip saddr & 255.255.255.0 @netkit_p0_src4_l24 '
+        'ip daddr & 255.255.255.0 @netkit_p0_dst4_l24 accept comment "network a"',
+        'iifname "nm0" oifname "up1" ip6 saddr & ffff:ffff:ffff:ffff:: @netkit_p1_src6_l64 '
+        'ip6 daddr & ffff:ffff:: @netkit_p1_dst6_l32 accept comment "network a"',
+        'iifname "nm0" oifname "up1" ip saddr & 255.255.255.0 @netkit_p2_src4_l24 '
+        'ip daddr & 255.255.255.0 @netkit_p2_dst4_l24 accept comment "network b"',
+        'iifname "up1" oifname "nm0" ip saddr & 255.255.255.0 @netkit_p0_dst4_l24 '
+        'ip daddr & 255.255.255.0 @netkit_p0_src4_l24 accept comment "network a"',
+        'iifname "up1" oifname "nm0" ip6 saddr & ffff:ffff:: @netkit_p1_dst6_l32 '
+        'ip6 daddr & ffff:ffff:ffff:ffff:: @netkit_p1_src6_l64 accept comment "network a"',
+        'iifname "up1" oifname "nm0" ip saddr & 255.255.255.0 @netkit_p2_dst4_l24 '
+        'ip daddr & 255.255.255.0 @netkit_p2_src4_l24 accept comment "network b"',
+        'iifname "nm0" ip daddr & 255.255.255.0 @netkit_all4_l24 drop',
+        'iifname "nm0" ip6 daddr & ffff:ffff:: @netkit_all6_l32 drop']
+    assert rules["postrouting"][-1] == ('oifname "nm0" ip saddr & 255.255.255.0 @netkit_p2_dst4_l24 '
+                                        'ip daddr & 255.255.255.0 @netkit_p2_src4_l24 masquerade comment "network b"')
 
 
 def _kernel_json(plan):
-    """What ``nft -j list table`` reports for the rendered table (messy element forms included)."""
+    """What ``nft -j list table`` reports for the rendered table: hash sets listed in the kernel's own
+    (unordered) element order."""
     items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netkit_egress", "handle": 9}}]
+    comments = nft.set_comments(plan)
     for name, (family, elements) in nft.desired_sets(plan).items():
-        elem = []
-        for cidr in elements:
-            addr, length = cidr.split("/")
-            host = length == ("128" if ":" in addr else "32")
-            elem.append(addr if host else {"prefix": {"addr": addr, "len": int(length)}})
-        items.append({"set": {"family": "inet", "name": name, "table": "netkit_egress", "handle": 3,
-                              "type": nft.SET_TYPES[family], "flags": ["interval"], "elem": elem}})
+        set_json = {"family": "inet", "name": name, "table": "netkit_egress", "handle": 3,
+                    "type": nft.SET_TYPES[family], "comment": comments[name]}
+        if elements:
+            set_json["elem"] = list(reversed(elements))
+        items.append({"set": set_json})
     for chain in ("forward", "postrouting"):
         chain_type, hook, prio = nft.BASE_CHAINS[chain][:3]
         items.append({"chain": {"family": "inet", "table": "netkit_egress", "name": chain, "handle": 1,
@@ -79,36 +118,54 @@ def _match(left, right):
     return {"match": {"op": "==", "left": left, "right": right}}
 
 
+def _lookup(proto, field, mask, set_name):
+    payload = {"payload": {"protocol": proto, "field": field}}
+    return _match({"&": [payload, mask]} if mask else payload, f"@{set_name}")
+
+
 def test_nft_canonical_compare_is_idempotent_with_messy_input():
     plan = plan_for({"network_interface": "nm0",
                      "ranges": ["10.1.2.3/8", "10.0.0.0/16", "2001:DB8::/32", "192.0.2.5", "192.0.2.4/32"]}, "up1")
     table = _kernel_json(plan)
-    # The kernel merged 192.0.2.4/32 + 192.0.2.5/32 into a range element.
-    for item in table:
-        if item.get("set", {}).get("name") == "netkit_p0_dst4":
-            item["set"]["elem"] = [{"prefix": {"addr": "10.0.0.0", "len": 8}}, {"range": ["192.0.2.4", "192.0.2.5"]}]
     meta = {"meta": {"key": "oifname"}}
     iif = {"meta": {"key": "iifname"}}
-    table += [
-        _rule("forward", [_match(meta, "nm0"), {"match": {"op": "in", "left": {"ct": {"key": "state"}},
-                                                          "right": ["established", "related"]}}, {"accept": None}]),
-        _rule("forward", [_match(iif, "nm0"), _match(meta, "up1"),
-                          _match({"payload": {"protocol": "ip", "field": "daddr"}}, "@netkit_p0_dst4"),
-                          {"accept": None}]),
-        _rule("forward", [_match(iif, "nm0"), _match(meta, "up1"),
-                          _match({"payload": {"protocol": "ip6", "field": "daddr"}}, "@netkit_p1_dst6"),
-                          {"accept": None}]),
-        _rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"),
-                              _match({"payload": {"protocol": "ip", "field": "daddr"}}, "@netkit_p0_dst4"),
-                              {"masquerade": None}]),
-        _rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"),
-                              _match({"payload": {"protocol": "ip6", "field": "daddr"}}, "@netkit_p1_dst6"),
-                              {"masquerade": None}]),
-    ]
+    paths = [_lookup("ip", "daddr", "255.255.255.254", "netkit_p0_dst4_l31"),
+             _lookup("ip", "daddr", "255.0.0.0", "netkit_p0_dst4_l8"),
+             _lookup("ip6", "daddr", "ffff:ffff::", "netkit_p1_dst6_l32")]
+    table.append(_rule("forward", [_match(meta, "nm0"), {"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                                                                   "right": ["established", "related"]}},
+                                   {"accept": None}]))
+    table += [_rule("forward", [_match(iif, "nm0"), _match(meta, "up1"), lookup, {"accept": None}]) for lookup in paths]
+    table += [_rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"), lookup, {"masquerade": None}])
+              for lookup in paths]
     assert nft.current_canonical(table) == nft.desired_canonical(plan)
     gathered, interfaces = nft.gather(table)
     assert gathered["ranges"] == ["10.0.0.0/8", "192.0.2.4/31", "2001:db8::/32"]
     assert interfaces["2001:db8::/32"] == "up1" and gathered["nat"] is True
+
+
+def test_nft_drift_in_a_hash_set_is_a_difference():
+    """An address with host bits set in a per-length set matches nothing: it must not compare equal."""
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/24"]})
+    desired = nft.desired_canonical(plan)
+    table = json.loads(json.dumps(_kernel_json(plan)))
+    for item in table:
+        if item.get("set", {}).get("name") == "netkit_p0_dst4_l24":
+            item["set"]["elem"] = ["10.0.0.5"]
+    assert "elements { 10.0.0.5/24 }" in nft.current_canonical(table) and "elements { 10.0.0.0/24 }" in desired
+
+
+def test_nft_interval_sets_of_earlier_versions_read_back_and_differ():
+    """A table left by an earlier version (one interval set per path) is gathered, and replaced on apply."""
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/8"]})
+    meta = {"meta": {"key": "oifname"}}
+    iif = {"meta": {"key": "iifname"}}
+    table = [{"set": {"family": "inet", "name": "netkit_p0_dst4", "table": "netkit_egress", "type": "ipv4_addr",
+                      "flags": ["interval"], "elem": [{"prefix": {"addr": "10.0.0.0", "len": 8}}]}},
+             _rule("forward", [_match(iif, "nm0"), _match(meta, "up1"),
+                               _lookup("ip", "daddr", None, "netkit_p0_dst4"), {"accept": None}])]
+    assert nft.gather(table)[0]["ranges"] == ["10.0.0.0/8"]
+    assert nft.current_canonical(table) != nft.desired_canonical(plan)
 
 
 def test_nft_drift_is_detected():
