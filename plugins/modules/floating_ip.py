@@ -72,14 +72,14 @@ options:
     default: /etc/netkit-egress/floating_ips.json
   persist:
     description:
-      - Write what brings the floating IPs this node holds after the run back at boot without Ansible: the
+      - Write what brings the floating IPs this node holds after the run back at boot without Ansible, in the
         start program C(floating_ip.start) in O(persist_dir) (what boot runs where there is no systemd, as in
         containers and network namespaces), one command per address. Each command takes its address
         (C(ip address replace ...)) only when no other host answers for it on the segment (C(arping -D) for
         IPv4, C(ndisc6) for IPv6; a node that was down while a run moved its floating IPs away does not take
         them back beside the new holders), then announces it (gratuitous ARP).
       - Where systemd runs (C(/run/systemd/system) exists), also the oneshot unit
-        C({systemd_unit_dir}/netkit-egress-floating-ip.service), whose C(ExecStart=) line is the same command,
+        C({systemd_unit_dir}/netkit-egress-floating-ip.service), whose C(ExecStart=) lines are the same commands,
         enabled (after C(network-online.target)).
       - When false, or when the node holds no floating IP, those files (and the unit) are removed. With VRRP
         (role C(netkit.egress.gateway_group), C(gateway_group_failover=vrrp)) keepalived holds the addresses
@@ -106,7 +106,7 @@ notes:
   - With O(persist), a node restores at boot the floating IPs it held at its last run, each only if no other
     host answers for it. If a run moved them to other gateway nodes while this node was down, the new
     holders answer and the node leaves them; its next run removes them from its records. Two nodes booting
-    at once with the address free both take it: use VRRP where that matters.
+    at once with the address free both take it; use VRRP where that matters.
 seealso:
   - plugin: netkit.egress.allocate_floating_ips
     plugin_type: filter
