@@ -36,6 +36,16 @@ def run(argv, data=None, check=True, timeout=60):
     return proc
 
 
+def lab_prefix(tag):
+    """A per-process namespace prefix ``tag<pid>`` (8 characters at most), behind ``$NETKIT_LAB_PREFIX`` when
+    set, so that people sharing a machine can tell (and clean up) their own namespaces."""
+    base = os.environ.get("NETKIT_LAB_PREFIX", "") + tag
+    digits = 8 - len(base)
+    if digits < 2:
+        raise ValueError(f"NETKIT_LAB_PREFIX {base!r} leaves no room for the pid in 8 characters")
+    return f"{base}{os.getpid() % 10 ** digits}"
+
+
 def existing_namespaces():
     out = run(["ip", "-j", "netns", "list"], check=False).stdout.strip()
     return [entry["name"] for entry in json.loads(out)] if out else []

@@ -11,7 +11,7 @@ for path in (os.path.join(REPO_ROOT, "lab"), COLLECTIONS):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from netlab import Lab  # noqa: E402
+from netlab import Lab, lab_prefix  # noqa: E402
 
 # Let ansible's plugin loaders resolve netkit.egress.* names (ansible-test units does the same).
 from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder  # noqa: E402
@@ -24,8 +24,7 @@ def lab():
     """A fresh set of namespaces with a per-process prefix; always removed, even on failure."""
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (they create network namespaces)")
-    prefix = f"t{os.getpid() % 100000}"
-    instance = Lab(prefix)
+    instance = Lab(lab_prefix("t"))
     instance.destroy()
     try:
         yield instance
