@@ -12,7 +12,7 @@ import pytest
 
 import cluster_lab
 import failover_lab as fl
-from netlab import Lab
+from netlab import Lab, lab_prefix
 
 STREAM_SECONDS = 30.0
 
@@ -21,7 +21,7 @@ STREAM_SECONDS = 30.0
 def sync_cluster(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (they create network namespaces)")
-    lab = Lab(f"vc{os.getpid() % 100000}")
+    lab = Lab(lab_prefix("vc"))
     lab.destroy()
     try:
         fl.build(lab, conntrack_sync=True)

@@ -14,7 +14,7 @@ import yaml
 
 import cluster_lab
 import failover_lab as fl
-from netlab import Lab
+from netlab import Lab, lab_prefix
 
 # Generous bound for a loaded CI machine; measured figures are in docs/failover.md.
 GAP_BOUND = 0.5
@@ -24,7 +24,7 @@ GAP_BOUND = 0.5
 def vrrp_cluster(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (they create network namespaces)")
-    lab = Lab(f"vr{os.getpid() % 100000}")
+    lab = Lab(lab_prefix("vr"))
     lab.destroy()
     try:
         fl.build(lab)
@@ -155,11 +155,6 @@ def test_sigkill_fence_removes_the_address_at_once(vrrp_cluster):
     assert "netkit_vrrp_fence" not in lab.sh("gw1", "nft list tables arp").stdout
 
 
-# Known defect (issue 12 stays open): during the make-before-break hand-over both gateways can answer one ARP
-# request for a few milliseconds (2 of 3 runs on a loaded 2-core machine). The assertions stay as they are; the
-# test reports XPASS when the hand-over is clean (docs/failover.md, Limits).
-@pytest.mark.xfail(reason="drain: split ARP for a few ms during the make-before-break hand-over (issue 12)",
-                   strict=False)
 def test_drain_hands_over_make_before_break_with_zero_lost_probes(vrrp_cluster, tmp_path):
     lab = vrrp_cluster
     holder = settle(lab, "gw1")
@@ -217,7 +212,7 @@ def test_reboot_of_every_host_boot_programs_bring_datapath_and_keepalived_back(v
 def test_namespace_deleted_fails_over_within_the_bound(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (they create network namespaces)")
-    lab = Lab(f"vd{os.getpid() % 100000}")
+    lab = Lab(lab_prefix("vd"))
     lab.destroy()
     try:
         fl.build(lab)

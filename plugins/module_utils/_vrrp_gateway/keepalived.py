@@ -27,6 +27,8 @@ def render(gateway, paths):
            "  vrrp_garp_master_delay 1\n",
            "  vrrp_garp_lower_prio_repeat 1\n",
            f"  vrrp_notify_fifo {paths.fifo}\n",
+           # A reload restarts the notify program: tell the new one every instance's state.
+           "  fifo_write_vrrp_states_on_reload\n",
            f"  vrrp_notify_fifo_script \"{paths.notify_program} {paths.notify_config}\"\n",
            "}\n\n",
            f"vrrp_track_file {FENCE_TRACK} {{\n  file {paths.track_file}\n}}\n\n",

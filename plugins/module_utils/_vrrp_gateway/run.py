@@ -34,6 +34,7 @@ def notify_config(gateway, paths):
         "state_file": paths.state_file,
         "track_file": paths.track_file,
         "vrrp_pid_file": paths.vrrp_pid,
+        "garp_repeat": gateway.garp_repeat,
         "conntrackd_config": paths.conntrackd_conf if gateway.conntrack else None,
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -116,7 +117,7 @@ def converge(module, host):
     transactions, changed_paths, before, after = engine.file_transactions(host, desired, all_paths(paths))
     keepalived_running = host.process_running(paths.keepalived_pid, "keepalived")
     conntrackd_running = host.process_running(paths.conntrackd_pid, "conntrackd")
-    fence_left = host.nft_json("table", "arp", fence.FENCE_TABLE) is not None
+    fence_left = fence_tables_left(host)
 
     actions = []
     if state == "present":
@@ -145,8 +146,9 @@ def converge(module, host):
         stop_first = state == "absent"
         if stop_first:
             _daemon_actions(host, paths, actions, systemd)
-            if fence_left:
-                host.nft_apply(fence.unfence_script())
+            # The fence of a keepalived that just stopped loads its tables as it ends: look again.
+            if fence_left or fence_tables_left(host):
+                host.nft_apply(fence.unfence_script() + fence.remove_quiet_script())
         engine.apply(host, transactions)
         if not stop_first:
             if systemd and transactions:
@@ -160,6 +162,12 @@ def converge(module, host):
     else:
         result["instances"] = []
     return result
+
+
+def fence_tables_left(host):
+    """The fence's nft tables present on the host (family, name)."""
+    return [(family, table) for family, table in (("arp", fence.FENCE_TABLE), ("netdev", fence.QUIET_TABLE))
+            if host.nft_json("table", family, table) is not None]
 
 
 def _daemon_actions(host, paths, actions, systemd):

@@ -152,6 +152,75 @@ def test_fence_after_a_stop_faults_keepalived_and_lifts_only_once_it_left_master
     assert (tmp_path / "track").read_text() == "0\n" and not handler.fenced
 
 
+class FakeArp:
+    mac = b"\x02\x00\x00\x00\x00\x01"
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, frame):
+        self.sent.append(frame)
+
+
+def test_quiet_chain_drops_every_arp_frame_for_the_address_on_egress_except_answers_to_probes():
+    script = fence.quiet_script({"192.168.1.101", "192.168.1.100"}, "eth0")
+    assert 'type filter hook egress device "eth0" priority -300' in script
+    assert "ether type arp arp saddr ip @quiet arp daddr ip != 0.0.0.0 drop" in script
+    assert "add element netdev netkit_vrrp_quiet quiet { 192.168.1.100, 192.168.1.101 }" in script
+    assert script.startswith("table netdev netkit_vrrp_quiet {}\ndelete table netdev netkit_vrrp_quiet\n")
+
+
+def test_arp_frames_and_who_else_claims_an_address():
+    own, other = FakeArp.mac, b"\x02\x00\x00\x00\x00\x02"
+    probe = fence.probe_frame(own, "192.168.1.100")
+    assert probe[28:32] == b"\x00\x00\x00\x00" and probe[38:42] == bytes([192, 168, 1, 100])
+    assert fence.claimed_by_others(probe, other) is None, "a probe claims nothing"
+    announce = fence.announce_frame(own, "192.168.1.100")
+    assert fence.claimed_by_others(announce, own) is None, "our own frame"
+    assert fence.claimed_by_others(announce, other) == "192.168.1.100"
+    reply = fence.arp_frame(other, 2, other, "192.168.1.100", own, "0.0.0.0", destination=own)
+    assert fence.claimed_by_others(reply, own) == "192.168.1.100"
+    assert fence.claimed_by_others(b"\x00" * 60, own) is None
+
+
+def test_a_new_master_stays_quiet_until_nobody_else_claims_the_address(tmp_path):
+    calls, clock, arp = [], [100.0], FakeArp()
+    config = {"instances": {"nk_a": {"address": "192.168.1.100", "prefix_length": 24, "interface": "eth0"}},
+              "state_file": str(tmp_path / "state.json"), "track_file": str(tmp_path / "track"),
+              "conntrackd_config": None, "garp_repeat": 3}
+    handler = fence.Fence(config, run=lambda argv, **kwargs: calls.append(kwargs.get("input") or ""),
+                          clock=lambda: 5.0, monotonic=lambda: clock[0], arp=arp)
+    handler.start(held=set())
+    assert handler.quiet == {"192.168.1.100"} and "192.168.1.100" in calls[0]
+    handler.on_line('INSTANCE "nk_a" MASTER 200')
+    assert len(arp.sent) == 1 and arp.sent[0][28:32] == b"\x00\x00\x00\x00", "probed, from 0.0.0.0"
+    clock[0] += 0.02
+    handler.contested({"192.168.1.100"})  # the old master still answers
+    clock[0] += 0.02
+    handler.tick()
+    assert handler.quiet == {"192.168.1.100"}, "still quiet: another MAC answered within the window"
+    for _step in range(3):
+        clock[0] += fence.PROBE_INTERVAL
+        handler.tick()
+    assert handler.quiet == set() and "add element" not in calls[-1]
+    announcements = [frame for frame in arp.sent if frame[28:32] == bytes([192, 168, 1, 100])]
+    assert len(announcements) == 3, "gratuitous ARP only once the quiet is lifted"
+    handler.on_line('INSTANCE "nk_a" BACKUP 200')
+    assert handler.quiet == {"192.168.1.100"} and not handler.claims
+
+
+def test_a_reload_of_the_holder_claims_its_addresses_again_and_a_fence_stops_claims(tmp_path):
+    config = {"instances": {"nk_a": {"address": "192.168.1.100", "prefix_length": 24, "interface": "eth0"}},
+              "state_file": str(tmp_path / "state.json"), "track_file": str(tmp_path / "track"),
+              "conntrackd_config": None}
+    arp = FakeArp()
+    handler = fence.Fence(config, run=lambda argv, **kwargs: None, clock=lambda: 5.0, monotonic=lambda: 1.0, arp=arp)
+    handler.start(held={"192.168.1.100"})
+    assert "nk_a" in handler.claims and len(arp.sent) == 1
+    handler.fence()
+    assert handler.claims == {} and handler.quiet == {"192.168.1.100"}
+
+
 def test_priorities_follow_the_allocation_and_the_next_holder():
     plan = {"allocation": {"192.168.1.100": "gw2", "192.168.1.101": "gw2", "2001:db8::5": "gw1",
                            "192.168.1.102": "gw1"}}
@@ -204,3 +273,16 @@ def test_status_view_tables_show_vrrp_holders_split_and_policies():
     assert any(line.split()[:4] == ["alice", "192.168.1.100", "gw1", "Applied"] for line in view["lines"])
     assert view["report"]["networkGatewayGroups"][0]["status"]["floatingIPs"]["192.168.1.100"] == "gw1"
     assert view["report"]["failover"] == "vrrp"
+
+
+def test_reconcile_claims_a_held_quiet_address_and_quiets_one_the_host_lost(tmp_path):
+    config = {"instances": {"nk_a": {"address": "192.168.1.100", "prefix_length": 24, "interface": "eth0"},
+                            "nk_b": {"address": "192.168.1.101", "prefix_length": 24, "interface": "eth0"}},
+              "state_file": str(tmp_path / "state.json"), "track_file": str(tmp_path / "track"),
+              "conntrackd_config": None}
+    handler = fence.Fence(config, run=lambda argv, **kwargs: None, clock=lambda: 5.0, monotonic=lambda: 1.0,
+                          arp=FakeArp())
+    handler.quiet = {"192.168.1.100"}
+    handler.reconcile(held={"192.168.1.100"})
+    assert list(handler.claims) == ["nk_a"], "a MASTER the program missed (a reload) is claimed"
+    assert handler.quiet == {"192.168.1.100", "192.168.1.101"}, "an address the host does not have is quiet"
