@@ -55,6 +55,7 @@ import tempfile
 import time
 
 from common import HERE, REPO, playbook_seconds, summary, write_yaml
+from dataplane_nat import figure_dataplane_nat
 from external import figure_failover, figure_wireguard
 from fleet_nat import figure_fleet_nat
 
@@ -683,7 +684,8 @@ def figure_fleet(bench):
 
 
 FIGURES = {"converge": figure_converge, "peers": figure_peers, "dataplane": figure_dataplane, "fleet": figure_fleet,
-           "fleet_nat": figure_fleet_nat, "wireguard": figure_wireguard, "failover": figure_failover}
+           "fleet_nat": figure_fleet_nat, "wireguard": figure_wireguard, "failover": figure_failover,
+           "dataplane_nat": figure_dataplane_nat}
 
 
 def main(argv=None):

@@ -7,6 +7,7 @@ ansible-playbook runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -47,3 +48,30 @@ def playbook_seconds(playbook, inventory, forks=10, extra_env=None):
     if proc.returncode != 0:
         raise RuntimeError(f"ansible-playbook {playbook} failed: {(proc.stdout + proc.stderr)[-2000:]}")
     return elapsed, proc.stdout
+
+
+def iperf(lab, client, server_address, udp, seconds):
+    """Gbit/s of one TCP stream, or packets/s received of UDP with a 64-byte payload at unlimited rate, from
+    ``client`` to an ``iperf3 -s`` at ``server_address``. Client on CPU 0 (the server is started on CPU 1):
+    less scheduler noise between configurations. TCP omits its first second (-O 1: slow start); iperf3's
+    end summary leaves omitted intervals out."""
+    argv = ["taskset", "-c", "0", "iperf3", "-c", server_address, "-t", str(seconds), "-J"]
+    argv += ["-u", "-b", "0", "-l", "64"] if udp else ["-O", "1"]
+    proc = subprocess.run(["ip", "netns", "exec", lab.ns(client)] + argv, capture_output=True, text=True,
+                          timeout=seconds + 30, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"iperf3 in {client} failed: {(proc.stdout + proc.stderr)[-800:]}")
+    report = json.loads(proc.stdout)["end"]
+    if udp:
+        total = report["sum"]
+        return (total["packets"] - total["lost_packets"]) / total["seconds"]
+    return report["sum_received"]["bits_per_second"] / 1e9
+
+
+def start_iperf_server(lab, host):
+    """``iperf3 -s`` in ``host`` on CPU 1, stopped with the lab."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns(host), "taskset", "-c", str(min(1, os.cpu_count() - 1)),
+                             "iperf3", "-s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lab._servers.append(proc)
+    time.sleep(0.5)
+    return proc

@@ -51,15 +51,16 @@ def node_workloads(index):
     return workloads
 
 
-def build_fleet(lab, count):
-    """The topology above in ``lab`` for a fleet of ``count`` hosts; returns the cluster nodes' names."""
+def build_fleet(lab, count, node_prefix=24):
+    """The topology above in ``lab`` for a fleet of ``count`` hosts; returns the cluster nodes' names and the
+    last node's address. ``node_prefix``: the node subnet's length (a /16 holds 1,000 floating IPs)."""
     nodes = {f"node{index}": index for index in range(1, count - len(cluster_lab.GATEWAYS) + 1)}
     lab.add_host("sw")
     lab.add_host("ext")
     lab.add_host("rt", forwarding=True)
     lab.bridge("sw", "br0")
     lab.attach("sw", "br0", "rt", "eth0")
-    lab.addr("rt", "eth0", f"{ROUTER}/24")
+    lab.addr("rt", "eth0", f"{ROUTER}/{node_prefix}")
     lab.link("rt", "eth1", "ext", "eth0")
     lab.addr("rt", "eth1", "203.0.113.1/24")
     lab.addr("ext", "eth0", f"{cluster_lab.SERVER}/24")
@@ -69,7 +70,7 @@ def build_fleet(lab, count):
     for host, address in addresses.items():
         lab.add_host(host, forwarding=host in nodes)
         lab.attach("sw", "br0", host, "eth0")
-        lab.addr(host, "eth0", f"{address}/24")
+        lab.addr(host, "eth0", f"{address}/{node_prefix}")
         lab.route(host, "default", via=ROUTER)
     for node, index in nodes.items():
         lab.bridge(node, "cbr0")

@@ -24,7 +24,8 @@ def lab():
     """A fresh set of namespaces with a per-process prefix; always removed, even on failure."""
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (they create network namespaces)")
-    prefix = f"t{os.getpid() % 100000}"
+    # NETKIT_TEST_PREFIX: one engineer's own prefix on a shared machine (the pid keeps processes apart).
+    prefix = f"{os.environ.get('NETKIT_TEST_PREFIX', 't')}{os.getpid() % 100000}"
     instance = Lab(prefix)
     instance.destroy()
     try:

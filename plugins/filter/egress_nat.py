@@ -58,21 +58,51 @@ def _connected_networks(facts):
     return networks
 
 
+def _from_host_network(network):
+    """(default route addresses, every address, connected networks, routers) from floating_ip's
+    ``host_network`` (state=gathered), the same values the facts of the network subset give."""
+    addresses = [entry for entry in network.get("addresses") or [] if not entry.get("loopback")]
+    default_addresses, routers = [], []
+    for route in network.get("default_routes") or []:
+        family = "inet6" if route.get("family") == "ipv6" else "inet"
+        if route.get("gateway"):
+            routers.append(route["gateway"])
+        primary = [entry for entry in addresses if entry.get("interface") == route.get("interface")
+                   and entry.get("scope") == "global" and not entry.get("secondary")
+                   and (":" in entry["address"]) == (family == "inet6")]
+        if primary and not any(text.startswith(primary[0]["address"] + "/") for text in default_addresses):
+            default_addresses.append(f"{primary[0]['address']}/{primary[0]['prefix_length']}")
+    connected = [f"{entry['address']}/{entry['prefix_length']}" for entry in addresses
+                 if entry.get("scope") not in ("link", "host")]
+    return default_addresses, [entry["address"] for entry in addresses], connected, list(dict.fromkeys(routers))
+
+
 def host_report(host_vars):
-    """What one host reported in this run, read from its hostvars: reachable (facts were gathered),
-    its addresses in the nodes' subnet, its workloads, the floating IPs it holds now, and from facts
-    every address it has, its connected networks and its default gateways (routers)."""
-    facts = host_vars.get("ansible_facts") or {}
-    held = (host_vars.get("egress_nat_held") or {}).get("addresses") or []
+    """What one host reported in this run, read from its hostvars: reachable, its addresses in the nodes'
+    subnet, its workloads, the floating IPs it holds now, every address it has, its connected networks and
+    its default gateways (routers). All of it from the registered ``egress_nat_held`` (floating_ip
+    state=gathered, which reports ``host_network``), or from facts (network subset) where that is missing."""
+    held_result = host_vars.get("egress_nat_held") or {}
+    held = held_result.get("addresses") or []
+    if "host_network" in held_result:
+        reachable = True
+        default_addresses, own_addresses, connected, routers = _from_host_network(held_result["host_network"])
+    else:
+        facts = host_vars.get("ansible_facts") or {}
+        reachable = "interfaces" in facts
+        default_addresses, connected, routers = (_default_route_addresses(facts), _connected_networks(facts),
+                                                 _routers(facts))
+        own_addresses = list(facts.get("all_ipv4_addresses") or []) + list(facts.get("all_ipv6_addresses") or [])
     return {
-        "reachable": "interfaces" in facts,
-        "addresses": list(host_vars.get("egress_nat_node_addresses") or []) or _default_route_addresses(facts),
+        "reachable": reachable,
+        "addresses": list(host_vars.get("egress_nat_node_addresses") or []) or default_addresses,
         "workloads": list(host_vars.get("egress_workloads") or []),
         "held": [entry["address"] for entry in held],
-        "own_addresses": list(facts.get("all_ipv4_addresses") or []) + list(facts.get("all_ipv6_addresses") or []),
-        "connected": _connected_networks(facts),
-        "routers": _routers(facts),
+        "own_addresses": own_addresses,
+        "connected": connected,
+        "routers": routers,
         "pod_cidrs": list(host_vars.get("egress_nat_pod_cidrs") or []),
+        "mark_mask": host_vars.get("egress_nat_mark_mask"),
     }
 
 
