@@ -61,26 +61,66 @@ def _links(facts):
     return links
 
 
+def _links_from_host_network(network):
+    """The same list as ``_links`` from floating_ip's ``host_network``: ``up`` means up with carrier."""
+    links = [{"name": link["interface"], "up": bool(link.get("up")), "addresses": []}
+             for link in network.get("links") or [] if not link.get("loopback")]
+    by_name = {link["name"]: link for link in links}
+    for entry in network.get("addresses") or []:
+        if entry.get("interface") in by_name and entry.get("scope") not in ("link", "host"):
+            by_name[entry["interface"]]["addresses"].append(f"{entry['address']}/{entry['prefix_length']}")
+    return links
+
+
+def _from_host_network(network):
+    """(default route addresses, every address, routers) from floating_ip's
+    ``host_network`` (state=gathered), the same values the facts of the network subset give."""
+    addresses = [entry for entry in network.get("addresses") or [] if not entry.get("loopback")]
+    default_addresses, routers = [], []
+    for route in network.get("default_routes") or []:
+        family = "inet6" if route.get("family") == "ipv6" else "inet"
+        if route.get("gateway"):
+            routers.append(route["gateway"])
+        primary = [entry for entry in addresses if entry.get("interface") == route.get("interface")
+                   and entry.get("scope") == "global" and not entry.get("secondary")
+                   and (":" in entry["address"]) == (family == "inet6")]
+        if primary and not any(text.startswith(primary[0]["address"] + "/") for text in default_addresses):
+            default_addresses.append(f"{primary[0]['address']}/{primary[0]['prefix_length']}")
+    return default_addresses, [entry["address"] for entry in addresses], list(dict.fromkeys(routers))
+
+
 def host_report(host_vars):
-    """What one host reported in this run, read from its hostvars: reachable (facts were gathered),
-    its addresses in the nodes' subnet, its workloads, the floating IPs it holds now, and from facts
-    every address it has, its connected networks, its interfaces (up or down, with their addresses) and its
-    default gateways (routers); for a gateway node its gateway_group_state and gateway_group_interface."""
-    facts = host_vars.get("ansible_facts") or {}
-    held = (host_vars.get("egress_nat_held") or {}).get("addresses") or []
-    links = _links(facts)
+    """What one host reported in this run, read from its hostvars: reachable, its addresses in the nodes'
+    subnet, its workloads, the floating IPs it holds now, every address it has, its connected networks, its
+    interfaces (up or down, with their addresses) and its default gateways (routers); for a gateway node its
+    gateway_group_state and gateway_group_interface. All of it from the registered ``egress_nat_held``
+    (floating_ip state=gathered, which reports ``host_network``), or from facts (network subset) where that
+    is missing."""
+    held_result = host_vars.get("egress_nat_held") or {}
+    held = held_result.get("addresses") or []
+    if "host_network" in held_result:
+        reachable = True
+        default_addresses, own_addresses, routers = _from_host_network(held_result["host_network"])
+        links = _links_from_host_network(held_result["host_network"])
+    else:
+        facts = host_vars.get("ansible_facts") or {}
+        reachable = "interfaces" in facts
+        default_addresses, routers = _default_route_addresses(facts), _routers(facts)
+        own_addresses = list(facts.get("all_ipv4_addresses") or []) + list(facts.get("all_ipv6_addresses") or [])
+        links = _links(facts)
     return {
-        "reachable": "interfaces" in facts,
-        "addresses": list(host_vars.get("egress_nat_node_addresses") or []) or _default_route_addresses(facts),
+        "reachable": reachable,
+        "addresses": list(host_vars.get("egress_nat_node_addresses") or []) or default_addresses,
         "workloads": list(host_vars.get("egress_workloads") or []),
         "held": [entry["address"] for entry in held],
-        "own_addresses": list(facts.get("all_ipv4_addresses") or []) + list(facts.get("all_ipv6_addresses") or []),
+        "own_addresses": own_addresses,
         "connected": [address for link in links or [] for address in link["addresses"]],
-        "routers": _routers(facts),
+        "routers": routers,
         "pod_cidrs": list(host_vars.get("egress_nat_pod_cidrs") or []),
         "links": links,
         "gateway_state": host_vars.get("gateway_group_state") or "present",
         "interface": host_vars.get("gateway_group_interface") or None,
+        "mark_mask": host_vars.get("egress_nat_mark_mask"),
     }
 
 

@@ -24,7 +24,14 @@ def _ipv4_of(cidrs):
 
 
 def _sync_address(host_vars):
+    """The primary IPv4 address of the sync interface, from floating_ip's ``host_network`` (the planning play
+    reads it into ``egress_nat_held``), else from facts."""
     interface = host_vars.get("gateway_group_sync_interface") or ""
+    network = (host_vars.get("egress_nat_held") or {}).get("host_network")
+    if network is not None:
+        return next((entry["address"] for entry in network.get("addresses") or []
+                     if entry.get("interface") == interface and ":" not in entry["address"]
+                     and not entry.get("secondary")), None)
     facts = host_vars.get("ansible_facts") or {}
     entry = facts.get(interface.replace("-", "_")) or {}
     return (entry.get("ipv4") or {}).get("address")

@@ -55,7 +55,8 @@ options:
       - C(absent) removes O(addresses) if the module holds them (other addresses are left alone).
       - C(exact) makes O(addresses) the only floating IPs the module holds, removing its other ones, never
         an address it did not add.
-      - C(gathered) changes nothing and reports the floating IPs the module holds in RV(addresses).
+      - C(gathered) changes nothing and reports the floating IPs the module holds in RV(addresses), and the
+        host's addresses and default routes in RV(host_network).
       - An address held on another interface or with another prefix than wanted is moved.
     type: str
     choices: [present, absent, exact, gathered]
@@ -191,6 +192,27 @@ diff:
     like RV(addresses) and a mapping path -> content.
   returned: when diff mode is on
   type: dict
+host_network:
+  description:
+    - What the egress NAT planning needs to know of the host, read in the same run instead of gathering
+      facts, that is every address of every interface and the default routes.
+  returned: with O(state=gathered)
+  type: dict
+  contains:
+    addresses:
+      description: Every IPv4 and IPv6 address, with C(interface), C(address), C(prefix_length), C(scope)
+        (C(global), C(link), C(host)), C(secondary) and C(loopback) (on a loopback interface).
+      type: list
+      elements: dict
+    default_routes:
+      description: The default routes of the main table, with C(family) (C(ipv4), C(ipv6)), C(gateway) (none for a
+        route without next hop) and C(interface).
+      type: list
+      elements: dict
+  sample:
+    addresses: [{"interface": "eth0", "address": "192.168.1.11", "prefix_length": 24, "scope": "global",
+                 "secondary": false, "loopback": false}]
+    default_routes: [{"family": "ipv4", "gateway": "192.168.1.254", "interface": "eth0"}]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -112,15 +112,21 @@ options:
     type: int
     default: 21000
   rule_priority_base:
-    description: C(ip rule) priority of the first egress IP on a source node; the next ones follow.
+    description:
+      - First C(ip rule) priority of a source node. The module owns the priorities from here on that
+        O(mark_mask) needs, 8,193 for the default mask and 513 for C(0x00ff0000).
+      - The rules are a binary tree of C(goto) rules over the mark, behind one rule that sends unmarked
+        packets past them all, so a marked packet passes about two rules per bit of the mask, not one rule
+        per egress IP.
     type: int
     default: 21000
   mark_mask:
     description:
-      - The packet and connection mark bits this module owns (other bits are left untouched).
-        An integer or a string like C(0x00ff0000).
+      - The packet and connection mark bits this module owns (other bits are left untouched), one run of
+        contiguous bits; each egress IP of a source node is one value inside them. An integer or a string like
+        C(0x0fff0000), the default, which numbers 4,095 egress IPs.
     type: raw
-    default: "0x00ff0000"
+    default: "0x0fff0000"
   mark_base:
     description:
       - Mark of the first egress IP; the next ones add the lowest bit of O(mark_mask). Must lie
@@ -291,7 +297,7 @@ def argument_spec():
         return_routes=dict(type="list", elements="dict", options=return_route),
         route_table_base=dict(type="int", default=21000),
         rule_priority_base=dict(type="int", default=21000),
-        mark_mask=dict(type="raw", default="0x00ff0000"),
+        mark_mask=dict(type="raw", default="0x0fff0000"),
         mark_base=dict(type="raw", default="0x00010000"),
         route_protocol=dict(type="int", default=201),
         persist=dict(type="bool", default=False),

@@ -21,6 +21,7 @@ import re
 import pytest
 
 import harness
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.model import Numbering
 from scenarios import SCENARIOS, egress_gateway_args
 
 SEED_COMMANDS = [
@@ -61,6 +62,9 @@ REMOVAL = {"egress_gateway": {"state": "absent"}, "egress_routes": {"routes": []
            "nat_policy": {"state": "deleted", "config": []}}
 
 
+NAT_POLICY_NUMBERING = Numbering()  # the default priorities nat_policy owns (its slot rules and their tree)
+
+
 def seed(lab, host):
     """Only ever inside the test's namespace (lab.exec/lab.sh prefix ``ip netns exec``)."""
     for command in SEED_COMMANDS:
@@ -88,7 +92,8 @@ def foreign_view(parts):
                        if route.get("protocol") != "201" and not our_table(route) and route.get("dst") not in FLOATING]
     for label in ("rule4", "rule6"):
         view[label] = [rule for rule in json.loads(parts[label] or "[]")
-                       if not 21000 <= rule.get("priority", 0) < 21100]
+                       if not NAT_POLICY_NUMBERING.rule_priority_base <= rule.get("priority", 0)
+                       <= NAT_POLICY_NUMBERING.end_priority]
     view["addr"] = [[info for info in link.get("addr_info", []) if info.get("local") not in FLOATING]
                     for link in json.loads(parts["addr"])]
     for label in ("sysctl", "files"):

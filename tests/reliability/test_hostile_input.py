@@ -23,6 +23,7 @@ from scenarios import FLOATING_ARGS, NAT_GATEWAY_ARGS, NAT_SOURCE_ARGS, ROUTES_A
 from ansible.errors import AnsibleError
 from ansible_collections.netkit.egress.plugins.filter.egress_client_routes import FilterModule as EgressClientFilters
 from ansible_collections.netkit.egress.plugins.filter.egress_nat import FilterModule
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy import nftables as nat_nft
 
 EXAMPLES = 210
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
@@ -582,10 +583,11 @@ def test_mesh_plan_refuses_hostile_inventory():
 VALID_NAME = st.from_regex(NAME, fullmatch=True)
 VALID_INTERFACE = st.from_regex(INTERFACE, fullmatch=True).filter(lambda text: text not in (".", ".."))
 QUOTED = re.compile(r'"([^"]*)"')
-IDENTIFIER = re.compile(r"(?m)^\s*(?:table inet|delete table inet|set|chain)\s+([^\s{;]+)|@([^\s{;,]+)")
+IDENTIFIER = re.compile(r"(?m)^\s*(?:table inet|delete table inet|set|map|chain)\s+([^\s{;]+)|@([^\s{;,]+)|jump ([^\s,;}]+)")
 SET_COMMENT = re.compile(r"/\d{1,3} (?:ranges to (\S+)|(?:ranges|sources) of network (\S+)|ranges of all networks)"
                          r" \(elements: network addresses\)")
-OURS = re.compile(r"netkit_egress(_nat)?|netkit_\w+|p\d+_(src|dst|exc)|forward|postrouting|prerouting")
+OURS = re.compile(r"netkit_egress(_nat)?|netkit_\w+|p\d+_(src|dst|exc)|forward|postrouting|prerouting|select|steer|e\d+")
+FIXED_COMMENTS = {nat_nft.SELECT_COMMENT, nat_nft.STEER_COMMENT}  # nat_policy's own, never from input
 
 
 @st.composite
@@ -631,7 +633,8 @@ def test_valid_names_never_inject(topo, workers, module, strategy):
         allowed = {"network " + n["name"] for n in args.get("networks", [])} | \
             {"policy " + p["name"] for p in args.get("config", [])} | \
             {"egress " + p["egress_ip"] for p in args.get("config", [])} | \
-            {args.get("network_interface"), args.get("interface")} | {p.get("interface") for p in args.get("config", [])}
+            {args.get("network_interface"), args.get("interface")} | {p.get("interface") for p in args.get("config", [])} \
+            | FIXED_COMMENTS
         # A per-length set's comment embeds the outbound interface or a network's name, nothing else.
         embedded = {args.get("interface")} | {"network " + n["name"] for n in args.get("networks", [])}
         quoted = [SET_COMMENT.fullmatch(text) or text for text in QUOTED.findall(script)]

@@ -75,6 +75,26 @@ def host_addresses(ip_addr_json):
     return found
 
 
+def host_network(ip_addr_json, default_routes):
+    """What ``state=gathered`` reports of the host's network besides its floating IPs (egress NAT planning
+    reads it instead of gathering facts): every address with its interface, every link with its up state, and the
+    default routes.
+    ``default_routes``: family -> ``ip -j route show default`` of that family."""
+    loopbacks = {link["ifname"] for link in ip_addr_json if link.get("link_type") == "loopback"}
+    addresses = [{"interface": link["ifname"], "address": info["local"], "prefix_length": int(info["prefixlen"]),
+                  "scope": info.get("scope", "global"), "secondary": bool(info.get("secondary")),
+                  "loopback": link["ifname"] in loopbacks}
+                 for link in ip_addr_json for info in link.get("addr_info", [])
+                 if info.get("family") in ("inet", "inet6") and "local" in info]
+    routes = [{"family": family, "gateway": route.get("gateway"), "interface": route.get("dev")}
+              for family, listed in default_routes.items() for route in listed if route.get("dst") == "default"]
+    # Up: administratively up and with carrier (LOWER_UP), so a VLAN on a NIC that lost its carrier is down too.
+    links = [{"interface": link["ifname"], "loopback": link["ifname"] in loopbacks,
+              "up": "UP" in link.get("flags", []) and "LOWER_UP" in link.get("flags", [])}
+             for link in ip_addr_json]
+    return {"addresses": addresses, "default_routes": routes, "links": links}
+
+
 def parse_state(text, path):
     """Records of the state file: FloatingIP tuples. A missing file means no records."""
     if not text or not text.strip():

@@ -120,6 +120,10 @@ def converge(module, host):
         "addresses": [model.as_dict(item) for item in held_after],
         "persisted_files": sorted(wanted_files),
     }
+    if state == "gathered":
+        default_routes = {family: host.ip_json("route", "show", "default", family=family)
+                          for family in ("ipv4", "ipv6")}
+        result["host_network"] = model.host_network(ip_addr, default_routes)
     if module._diff:
         # Mappings, because Ansible's diff display serialises mappings but not lists.
         result["diff"] = {"before": {"addresses": [model.as_dict(item) for item in model.sort_held(held)],

@@ -19,9 +19,9 @@ from ansible_collections.netkit.egress.plugins.module_utils._net import InputErr
 ROLES = ("source", "gateway")
 STATES = ("merged", "replaced", "overridden", "deleted", "gathered", "rendered")
 LIST_FIELDS = ("sources", "destinations", "excluded_destinations")
-MAX_SLOTS = 256
+MAX_SLOTS = 4095
 
-DEFAULT_MARK_MASK = 0x00FF0000
+DEFAULT_MARK_MASK = 0x0FFF0000  # 4,095 egress IPs per node
 DEFAULT_MARK_BASE = 0x00010000
 
 
@@ -99,8 +99,35 @@ class Numbering:
     def table(self, slot):
         return self.route_table_base + slot
 
-    def priority(self, slot):
-        return self.rule_priority_base + slot
+    # ip rule walks its rules one by one for every routed packet, so the slot rules sit at the leaves of a
+    # binary tree over the mark's value (see routing.desired_rules), at fixed priorities:
+    #   rule_priority_base             no mark of ours: goto end_priority
+    #   + 1 .. + 2**(depth + 1) - 1    the tree in preorder: a node's left subtree right after it
+    #   end_priority                   nop
+    @property
+    def mark_shift(self):
+        return self.mark_step.bit_length() - 1
+
+    def field(self, slot):
+        """The mark of ``slot`` within the mask, as a number from 1."""
+        return self.mark(slot) >> self.mark_shift
+
+    @functools.cached_property
+    def tree_depth(self):
+        return self.field(self.slot_count - 1).bit_length() if self.slot_count else 0
+
+    @property
+    def tree_priority(self):
+        return self.rule_priority_base + 1
+
+    @property
+    def end_priority(self):
+        return self.tree_priority + (1 << (self.tree_depth + 1)) - 1
+
+    @property
+    def priority_span(self):
+        """How many rule priorities from rule_priority_base are ours."""
+        return self.end_priority - self.rule_priority_base + 1
 
 
 # ---- addresses and CIDRs (parsed by _net; these add only the wording and the bare host) ---------
@@ -156,6 +183,8 @@ def parse_int(value, where, minimum, maximum):
 
 def build_numbering(params):
     mask = parse_int(params.get("mark_mask", DEFAULT_MARK_MASK), "mark_mask", 1, 0xFFFFFFFF)
+    if (mask + (mask & -mask)) & mask:
+        raise InputError("mark_mask", problem=f"{mask:#010x} must be one run of contiguous bits")
     base = parse_int(params.get("mark_base", DEFAULT_MARK_BASE), "mark_base", 1, 0xFFFFFFFF)
     if base & ~mask:
         raise InputError("mark_base", problem=f"{base:#010x} has bits outside mark_mask {mask:#010x}")
@@ -164,11 +193,15 @@ def build_numbering(params):
         route_table_base=parse_int(params.get("route_table_base", 21000), "route_table_base", 1,
                                    0xFFFFFFFF - MAX_SLOTS),
         rule_priority_base=parse_int(params.get("rule_priority_base", 21000), "rule_priority_base",
-                                     1, 32765 - MAX_SLOTS),
+                                     1, 32765),
         route_protocol=parse_int(params.get("route_protocol", 201), "route_protocol", 5, 255))
     if base % numbering.mark_step:
         raise InputError("mark_base", problem=f"{base:#010x} is not a multiple of the lowest bit of "
                                               f"mark_mask {mask:#010x}")
+    if numbering.end_priority > 32765:
+        raise InputError("rule_priority_base", numbering.rule_priority_base,
+                         f"leaves no room for the {numbering.priority_span} rule priorities that mark_mask "
+                         f"{mask:#010x} needs below the main table's 32766")
     reserved = {252, 253, 254, 255}
     tables = set(range(numbering.route_table_base, numbering.route_table_base + numbering.slot_count))
     if tables & reserved:
@@ -335,7 +368,8 @@ def allocate_slots(policies, held_slots, slot_count):
     entries of live connections); new egress IPs take the lowest free slot."""
     wanted = sorted({policy.egress_ip for policy in policies}, key=address_sort_key)
     slots = {egress: held_slots[egress] for egress in wanted if egress in held_slots}
-    free = (slot for slot in range(slot_count) if slot not in slots.values())
+    taken = set(slots.values())
+    free = (slot for slot in range(slot_count) if slot not in taken)
     for egress in wanted:
         if egress not in slots:
             slot = next(free, None)

@@ -7,11 +7,14 @@ One table, ``inet netkit_egress_nat``. Set names are index based (``p0_src``) an
 only appear inside rule comments, so a policy name never becomes an nft identifier.
 
 Source node (role ``source``):
-  prerouting (filter, priority mangle): a new connection from a policy's sources to its
-  destinations gets the egress slot's mark in its conntrack mark, unless a policy earlier in name
-  order already marked it (the first match wins, as in the gateway's terminal SNAT rules, so a
-  node steers to the egress IP the gateway translates to); every original-direction packet of
-  such a connection copies it into the packet mark, which ``ip rule`` routes to the egress IP.
+  prerouting (filter, priority mangle): a new connection without our mark jumps to ``select``,
+  where a connection from a policy's sources to its destinations gets the egress slot's mark in
+  its conntrack mark, unless a policy earlier in name order already marked it (the first match
+  wins, as in the gateway's terminal SNAT rules, so a node steers to the egress IP the gateway
+  translates to); every original-direction packet looks its conntrack mark up in the verdict map
+  ``steer`` and jumps to its slot's chain ``e<slot>``, which copies the mark into the packet mark
+  that ``ip rule`` routes to the egress IP. Only a new connection walks the policies; every other
+  packet costs two rules and one hash lookup whatever the number of policies and egress IPs.
   postrouting (nat, priority srcnat - 10): marked packets get an identity SNAT. Once one NAT chain
   has performed NAT for a connection, later ones (the node's own MASQUERADE) are skipped, so the
   workload address reaches the gateway.
@@ -42,6 +45,10 @@ CHAIN_SPECS = {
     "gateway": {"postrouting": ("nat", "postrouting", NAT_PRIORITY)},
 }
 CHAIN_PRIORITY_TEXT = {MANGLE_PRIORITY: "mangle", NAT_PRIORITY: "srcnat - 10"}
+SELECT_CHAIN = "select"
+STEER_MAP = "steer"
+SELECT_COMMENT = "select new connections"
+STEER_COMMENT = "steer by egress mark"
 
 
 def nft_family(family):
@@ -58,6 +65,10 @@ def policy_comment(policy):
 
 def egress_comment(egress_ip):
     return f"egress {egress_ip}"
+
+
+def slot_chain(slot):
+    return f"e{slot}"
 
 
 # ---- render ---------------------------------------------------------------------------------
@@ -89,22 +100,32 @@ def unmarked_guard(mask):
 
 
 def source_rules(policies, slots, numbering):
+    """Rules per chain: the base chains, ``select`` and one ``e<slot>`` chain per egress IP."""
     mask = numbering.mark_mask
-    prerouting, postrouting = [], []
+    chains = {"prerouting": [
+        f"ct state new ct direction original {unmarked_guard(mask)} jump {SELECT_CHAIN} "
+        f"comment \"{SELECT_COMMENT}\"",
+        f"ct direction original ct mark & {mask:#010x} vmap @{STEER_MAP} comment \"{STEER_COMMENT}\""],
+        SELECT_CHAIN: [], "postrouting": []}
     for index, policy in enumerate(policies):
         mark = numbering.mark(slots[policy.egress_ip])
-        prerouting.append(f"ct state new ct direction original {unmarked_guard(mask)} "
-                          f"{match_policy(index, policy)} {mark_set_expression('ct mark', mark, mask)} "
-                          f"comment \"{policy_comment(policy)}\"")
+        chains[SELECT_CHAIN].append(f"{unmarked_guard(mask)} {match_policy(index, policy)} "
+                                    f"{mark_set_expression('ct mark', mark, mask)} "
+                                    f"comment \"{policy_comment(policy)}\"")
     for egress_ip in sorted(slots, key=address_sort_key):
         mark = numbering.mark(slots[egress_ip])
         ip = nft_family(_net.family_of(egress_ip))
-        prerouting.append(f"ct direction original ct mark & {mask:#010x} == {mark:#010x} "
-                          f"{mark_set_expression('meta mark', mark, mask)} "
-                          f"comment \"{egress_comment(egress_ip)}\"")
-        postrouting.append(f"meta mark & {mask:#010x} == {mark:#010x} snat {ip} to {ip} saddr "
-                           f"comment \"{egress_comment(egress_ip)}\"")
-    return {"prerouting": prerouting, "postrouting": postrouting}
+        chains[slot_chain(slots[egress_ip])] = [f"{mark_set_expression('meta mark', mark, mask)} "
+                                                f"comment \"{egress_comment(egress_ip)}\""]
+        chains["postrouting"].append(f"meta mark & {mask:#010x} == {mark:#010x} snat {ip} to {ip} saddr "
+                                     f"comment \"{egress_comment(egress_ip)}\"")
+    return chains
+
+
+def render_steer_map(slots, numbering):
+    elements = ", ".join(f"{numbering.mark(slot):#010x} : jump {slot_chain(slot)}"
+                         for slot in sorted(slots.values()))
+    return f"  map {STEER_MAP} {{ type mark : verdict; elements = {{ {elements} }}; }}"
 
 
 def gateway_rules(policies):
@@ -127,6 +148,14 @@ def render_table(role, policies, slots, numbering):
             if list_field != "excluded_destinations" or policy.excluded_destinations:
                 lines.append(render_set(index, policy, list_field))
     rules = source_rules(policies, slots, numbering) if role == "source" else gateway_rules(policies)
+    # Regular chains and the map before the base chains: a jump or a map element names an existing chain.
+    for chain, chain_rules in rules.items():
+        if chain not in CHAIN_SPECS[role]:
+            lines.append(f"  chain {chain} {{")
+            lines.extend(f"    {rule}" for rule in chain_rules)
+            lines.append("  }")
+    if role == "source":
+        lines.append(render_steer_map(slots, numbering))
     for chain, (chain_type, hook, priority) in CHAIN_SPECS[role].items():
         lines.append(f"  chain {chain} {{")
         lines.append(f"    type {chain_type} hook {hook} priority {CHAIN_PRIORITY_TEXT[priority]}; "
@@ -179,20 +208,32 @@ class RuleReading(NamedTuple):
 
     set_refs: ``{"saddr": "p0_src", "daddr": "p0_dst", "!daddr": "p0_exc"}``; mark: the mark the rule
     writes (``ct mark set ... | M``) or compares (``... & MASK == M``); snat: the SNAT address; oifname;
-    unmarked_only: the rule matches only connections without our mark (``ct mark & MASK == 0``)."""
+    unmarked_only: the rule matches only connections without our mark (``ct mark & MASK == 0``);
+    masks: every mark mask the rule applies (a table written with another ``mark_mask`` is rewritten)."""
     set_refs: dict
     mark: int | None
     snat: str | None
     oifname: str | None
     unmarked_only: bool = False
+    masks: frozenset = frozenset()
+
+
+def mask_of(value):
+    """The mask of ``X & MASK`` (as nft -j lists it), else None."""
+    if isinstance(value, dict) and isinstance(value.get("&"), list) and len(value["&"]) == 2 \
+            and isinstance(value["&"][1], int):
+        return value["&"][1]
+    return None
 
 
 def read_rule(expressions):
-    set_refs, mark, snat, oifname, unmarked_only = {}, None, None, None, False
+    set_refs, mark, snat, oifname, unmarked_only, masks = {}, None, None, None, False, set()
     for expression in expressions:
         match = expression.get("match")
         if match:
             left, right = match.get("left"), match.get("right")
+            if mask_of(left) is not None:
+                masks.add(mask_of(left))
             if isinstance(right, str) and right.startswith("@"):
                 payload = (left or {}).get("payload", {})
                 set_refs[("!" if match.get("op") == "!=" else "") + payload.get("field", "?")] = right[1:]
@@ -205,9 +246,14 @@ def read_rule(expressions):
         mangle = expression.get("mangle")
         if mangle and isinstance(mangle.get("value"), dict) and "|" in mangle["value"] and mark is None:
             mark = mangle["value"]["|"][1]
+            keep = mask_of(mangle["value"]["|"][0])
+            # nft lists ``& ~MASK | M`` with M's bits kept (``& 0xf001ffff | 0x00010000``)
+            masks.add(-1 if keep is None or not isinstance(mark, int) else (~keep & 0xFFFFFFFF) | mark)
+        if "vmap" in expression and mask_of(expression["vmap"].get("key")) is not None:
+            masks.add(mask_of(expression["vmap"]["key"]))
         if "snat" in expression and snat is None:
             snat = expression["snat"].get("addr")
-    return RuleReading(set_refs, mark, snat, oifname, unmarked_only)
+    return RuleReading(set_refs, mark, snat, oifname, unmarked_only, frozenset(masks))
 
 
 class HeldTable:
@@ -219,13 +265,28 @@ class HeldTable:
         self.policies = []  # source role: interface unknown here (it lives in the route)
         self.slots = {}  # egress IP -> slot
         self.layout = []  # (chain, comment) in order: compared with what we would render
-        self.chains = {}
+        self.chains = {}  # base chains: name -> (type, hook, priority)
+        self.regular_chains = set()
+        self.steer = {}  # the source role's map: mark -> the chain it jumps to
+        self.numbering = None  # what the marks were read with
         self.understood = True
+
+
+def read_steer_map(entry):
+    """mark -> chain of the ``steer`` verdict map (``None`` when it holds a form we never write)."""
+    steer = {}
+    for element in entry.get("elem") or []:
+        if not (isinstance(element, list) and len(element) == 2 and isinstance(element[0], int)
+                and isinstance(element[1], dict) and "jump" in element[1]):
+            return None
+        steer[element[0]] = element[1]["jump"].get("target")
+    return steer
 
 
 def parse_table(objects, numbering):
     """Read ``nft -j list table inet netkit_egress_nat`` output (None: no table)."""
     held = HeldTable()
+    held.numbering = numbering
     if objects is None:
         return held
     held.exists = True
@@ -233,9 +294,18 @@ def parse_table(objects, numbering):
     for entry in objects:
         if "set" in entry:
             sets[entry["set"]["name"]] = entry["set"]
+        elif "map" in entry:
+            steer = read_steer_map(entry["map"]) if entry["map"].get("name") == STEER_MAP else None
+            if steer is None:
+                held.understood = False
+            else:
+                held.steer = steer
         elif "chain" in entry:
             chain = entry["chain"]
-            held.chains[chain["name"]] = (chain.get("type"), chain.get("hook"), chain.get("prio"))
+            if chain.get("hook") is None:
+                held.regular_chains.add(chain["name"])
+            else:
+                held.chains[chain["name"]] = (chain.get("type"), chain.get("hook"), chain.get("prio"))
         elif "rule" in entry:
             rules.append(entry["rule"])
     held.role = "source" if "prerouting" in held.chains else "gateway"
@@ -247,15 +317,17 @@ def parse_table(objects, numbering):
         comment = rule.get("comment", "")
         held.layout.append((rule["chain"], comment))
         reading = read_rule(rule.get("expr", []))
+        if reading.masks - {numbering.mark_mask}:
+            held.understood = False
         if comment.startswith("egress "):
             slot = numbering.slot_of_mark(reading.mark) if reading.mark is not None else None
-            if slot is None:
+            if slot is None or rule["chain"] not in ("postrouting", slot_chain(slot)):
                 held.understood = False
                 continue
             egress_by_slot[slot] = comment.split(" ", 1)[1]
         elif comment.startswith("policy "):
             policy_rules.append((comment.split(" ", 1)[1], reading))
-        else:
+        elif comment not in (SELECT_COMMENT, STEER_COMMENT):
             held.understood = False
     held.slots = {egress: slot for slot, egress in egress_by_slot.items()}
     for name, reading in policy_rules:
@@ -297,8 +369,9 @@ def expected_layout(role, policies, slots):
     if role == "gateway":
         return [("postrouting", policy_comment(policy)) for policy in policies]
     ordered = sorted(slots, key=address_sort_key)
-    return ([("prerouting", policy_comment(policy)) for policy in policies]
-            + [("prerouting", egress_comment(egress)) for egress in ordered]
+    return ([("prerouting", SELECT_COMMENT), ("prerouting", STEER_COMMENT)]
+            + [(SELECT_CHAIN, policy_comment(policy)) for policy in policies]
+            + [(slot_chain(slots[egress]), egress_comment(egress)) for egress in ordered]
             + [("postrouting", egress_comment(egress)) for egress in ordered])
 
 
@@ -312,10 +385,17 @@ def table_matches(held, role, policies, slots):
         return False
     # The order of the rules in a chain is their precedence (the first match wins): compared per chain.
     expected = expected_layout(role, policies, slots)
-    for chain in CHAIN_SPECS[role]:
+    chains = {chain for chain, _comment in expected} | {chain for chain, _comment in held.layout} \
+        | set(CHAIN_SPECS[role]) | held.regular_chains
+    for chain in chains:
         if [entry for entry in held.layout if entry[0] == chain] != [entry for entry in expected if entry[0] == chain]:
             return False
-    if role == "source" and held.slots != slots:
+    if role == "source":
+        if held.slots != slots or held.regular_chains != {SELECT_CHAIN} | {slot_chain(slot) for slot in slots.values()}:
+            return False
+        if held.steer != {held.numbering.mark(slot): slot_chain(slot) for slot in slots.values()}:
+            return False
+    elif held.regular_chains or held.steer:
         return False
     comparable = [policy if role == "gateway" else strip_interface(policy) for policy in policies]
     return held.policies == comparable

@@ -4,18 +4,20 @@
 """Policy routing, return routes and sysctls of egress NAT policies (pure: no host access).
 
 Source node, per egress IP (a "slot"): ``ip rule fwmark MARK/MASK lookup TABLE priority PRIO`` and
-in TABLE ``default via EGRESS_IP dev IFACE proto PROTO``. The next hop is the floating IP itself,
+in TABLE ``default via EGRESS_IP dev IFACE proto PROTO``; the slot rules are the leaves of a binary
+tree of ``goto`` rules over the mark, behind one rule that sends unmarked packets past them all. The next hop is the floating IP itself,
 so traffic follows the address when it moves to another gateway node (after its gratuitous ARP).
 Gateway node: ``return_routes`` in the main table with ``proto PROTO``: the de-NATed replies
 need a way back to the workload addresses.
 
-What we own: rules at priorities ``rule_priority_base .. +slots`` (source and gateway alike),
+What we own: rules at priorities ``rule_priority_base .. + priority_span`` (source and gateway alike),
 ``proto PROTO`` routes in tables ``route_table_base .. +slots`` and, on a gateway,
 ``proto PROTO`` routes of the main table.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from ansible_collections.netkit.egress.plugins.module_utils import _net
@@ -26,15 +28,26 @@ FAMILIES = _net.FAMILIES
 
 @dataclass(frozen=True)
 class RuleSpec:
+    """One ``ip rule``: ``fwmark`` (None: matches every packet), then ``lookup table``, ``goto`` a priority
+    or neither (``nop``). -1 stands for a value that could not be read (never equal to one we want)."""
     family: str
     priority: int
-    fwmark: int
-    fwmask: int
-    table: int
+    fwmark: int | None
+    fwmask: int | None
+    table: int | None = None
+    goto: int | None = None
 
     def words(self):
-        return (f"priority {self.priority} fwmark {self.fwmark:#x}/{self.fwmask:#x} "
-                f"lookup {self.table}")
+        text = f"priority {self.priority}"
+        if self.fwmark is not None:
+            text += f" fwmark {self.fwmark:#x}/{self.fwmask:#x}"
+        if self.table is not None:
+            return f"{text} lookup {self.table}"
+        return f"{text} goto {self.goto}" if self.goto is not None else f"{text} nop"
+
+    @property
+    def readable(self):
+        return -1 not in (self.fwmark, self.fwmask, self.table, self.goto)
 
 
 @dataclass(frozen=True)
@@ -57,10 +70,47 @@ class RouteSpec:
 
 # ---- desired --------------------------------------------------------------------------------
 def desired_rules(slots, numbering):
-    return sorted(
-        (RuleSpec(_net.family_of(egress), numbering.priority(slot), numbering.mark(slot),
-                  numbering.mark_mask, numbering.table(slot)) for egress, slot in slots.items()),
-        key=lambda rule: (rule.family, rule.priority))
+    """Per family with egress IPs: one rule sending unmarked packets past ours, then the slot rules as the
+    leaves of a binary tree over the mark's value (``model.Numbering``'s layout): a node's rule jumps
+    (``goto``) to its right subtree when its bit is set, else the walk falls into its left subtree right
+    after it. A marked packet passes about two rules per bit of the mask (the default: 12 bits), not one
+    rule per egress IP; the node's unmarked traffic passes two."""
+    mask, shift, end = numbering.mark_mask, numbering.mark_shift, numbering.end_priority
+    rules = []
+    for family in FAMILIES:
+        by_field = {numbering.field(slot): slot for egress, slot in slots.items() if _net.family_of(egress) == family}
+        if not by_field:
+            continue
+        fields = sorted(by_field)
+        rules.append(RuleSpec(family, numbering.rule_priority_base, 0, mask, goto=end))
+
+        def has_slot(first, count):
+            index = bisect.bisect_left(fields, first)
+            return index < len(fields) and fields[index] < first + count
+
+        def visit(priority, depth, prefix, targeted):
+            """The subtree of the fields ``prefix .. prefix + 2**depth - 1`` at ``priority``; ``targeted``: a
+            goto jumps here, so this priority must hold a rule (a goto needs its exact target)."""
+            if not has_slot(prefix, 1 << depth):
+                return  # no slot in this subtree: no rule
+            if depth == 0:
+                rules.append(RuleSpec(family, priority, prefix << shift, mask, numbering.table(by_field[prefix])))
+                return
+            half = 1 << (depth - 1)
+            right = priority + (1 << depth)  # after this node and its left subtree of 2**depth - 1 priorities
+            # Only where both halves hold slots does a test pay: otherwise the walk reaches the one that does.
+            split = has_slot(prefix, half) and has_slot(prefix | half, half)
+            if split:
+                rules.append(RuleSpec(family, priority, (prefix | half) << shift, mask & ~((half << shift) - 1),
+                                      goto=right))
+            elif targeted:
+                rules.append(RuleSpec(family, priority, None, None))
+            visit(priority + 1, depth - 1, prefix, False)
+            visit(right, depth - 1, prefix | half, split)
+
+        visit(numbering.tree_priority, numbering.tree_depth, 0, False)
+        rules.append(RuleSpec(family, end, None, None))
+    return sorted(rules, key=lambda rule: (rule.family, rule.priority))
 
 
 def desired_slot_routes(slots, interfaces, numbering):
@@ -90,14 +140,21 @@ def route_sort_key(route):
 def owned_rules(rules_json, family, numbering):
     """Rules at our priorities (whatever they say: a stray one there is ours to remove)."""
     first = numbering.rule_priority_base
-    last = first + numbering.slot_count
+    last = first + numbering.priority_span
     held = []
     for rule in rules_json:
         priority = rule.get("priority")
         if priority is None or not first <= priority < last:
             continue
-        held.append(RuleSpec(family, priority, parse_hex(rule.get("fwmark", "0")),
-                             parse_hex(rule.get("fwmask", "0xffffffff")), table_number(rule.get("table"))))
+        fwmark = parse_hex(rule["fwmark"]) if "fwmark" in rule else None
+        fwmask = parse_hex(rule.get("fwmask", "0xffffffff")) if fwmark is not None else None
+        table = table_number(rule["table"]) if "table" in rule else None
+        goto = rule.get("goto") if "goto" in rule else None
+        if "unresolved" in rule or (goto is not None and not isinstance(goto, int)) \
+                or set(rule) - {"priority", "src", "fwmark", "fwmask", "table", "goto", "nop", "unresolved"} \
+                or rule.get("src", "all") != "all" or ("nop" in rule) != (table is None and goto is None):
+            table = -1  # not a rule we write: never equal to a wanted one, so it is replaced
+        held.append(RuleSpec(family, priority, fwmark, fwmask, table, goto))
     return held
 
 
@@ -168,7 +225,9 @@ def routing_changes(held_rules, wanted_rules, held_routes, wanted_routes, protoc
             adds[rule.family].append(f"rule add {rule.words()}")
     for rule in held_rules:
         if rule not in wanted_rules:
-            removals[rule.family].append(f"rule del priority {rule.priority}")
+            # By its words where they are known: a wanted rule just added at the same priority stays.
+            removals[rule.family].append(f"rule del {rule.words()}" if rule.readable
+                                         else f"rule del priority {rule.priority}")
     for route in held_routes:
         replaced = any(route_matches(route, wanted) or
                        (route.table, route.destination) == (wanted.table, wanted.destination)
@@ -194,7 +253,7 @@ def routing_undo(held_rules, wanted_rules, held_routes, wanted_routes, protocol)
         if rule not in held_rules:
             undo_adds[rule.family].append(f"rule del {rule.words()}")
     for rule in held_rules:
-        if rule not in wanted_rules and rule.fwmark >= 0 and rule.fwmask >= 0 and rule.table >= 0:
+        if rule not in wanted_rules and rule.readable:
             undo_removals[rule.family].append(f"rule add {rule.words()}")
     for route in held_routes:
         if route.via and not any(route_matches(route, wanted) for wanted in wanted_routes):

@@ -11,7 +11,8 @@ workloads -> what each host's modules get.
 from __future__ import annotations
 
 from ansible_collections.netkit.egress.plugins.module_utils import _net
-from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.model import other_family
+from ansible_collections.netkit.egress.plugins.module_utils._nat_policy.model import build_numbering, other_family
+from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import fields
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.allocation import allocate, floating_ip_order
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat.availability import unavailable_gateways
@@ -88,12 +89,27 @@ def _allocation(floating_ips, available, unavailable, held):
     return allocate(floating_ips, available, current, list(unavailable)), contested
 
 
+def check_mark_room(name, config, mark_mask):
+    """A cluster node numbers each egress IP of its policies with a mark inside ``egress_nat_mark_mask``: more
+    egress IPs than the mask holds would fail on that node after others changed, so it fails here."""
+    field = f"{name}: egress_nat_mark_mask"
+    try:
+        numbering = build_numbering({} if mark_mask in (None, "") else {"mark_mask": mark_mask})
+    except InputError as exc:
+        raise (InputError(field, problem=exc.problem) if exc.value is None
+               else InputError(field, exc.value, exc.problem)) from None
+    needed = len({entry["egress_ip"] for entry in config})
+    if needed > numbering.slot_count:
+        raise InputError(field, problem=f"{numbering.mark_mask:#010x} numbers {numbering.slot_count} egress IPs, "
+                                        f"but the policies selecting workloads of node {name} use {needed}")
+
+
 def egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hosts):
     """Plan the egress NAT gateway.
 
     ``hosts``: host name -> ``{reachable: bool, addresses: ["addr/prefix"], workloads: [...],
     held: ["floating IP", ...], own_addresses: [...], connected: ["addr/prefix"], routers: [...],
-    pod_cidrs: [...], links: [{name, up, addresses: ["addr/prefix"]}], gateway_state, interface}`` (what the
+    pod_cidrs: [...], links: [{name, up, addresses: ["addr/prefix"]}], gateway_state, interface, mark_mask}`` (what the
     hosts reported in this run, see ``cluster.read_host``). A gateway node that did not answer, is
     ``absent`` or whose uplink is down (``availability``) gets no floating IP; with none available every
     floating IP is unassigned (``None``).
@@ -132,6 +148,7 @@ def egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hos
             own = [w["address"] for w in policy["source_workloads"] if w["node"] == name]
             if own:
                 config.append(_policy_config(policy, own))
+        check_mark_room(name, config, hosts.get(name, {}).get("mark_mask"))
         source_config[name] = config
     return {
         "groups": [group.to_dict() for group in inventory.groups],

@@ -6,7 +6,9 @@ import copy
 
 import pytest
 
+from ansible_collections.netkit.egress.plugins.filter.egress_nat import egress_nat_plan as filter_plan
 from ansible_collections.netkit.egress.plugins.filter.egress_nat import host_report
+from ansible_collections.netkit.egress.plugins.module_utils._floating_ip import model as fip_model
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import plan as planner
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import status
@@ -225,3 +227,67 @@ def test_host_report_reads_routers_addresses_and_connected_networks_from_facts()
     assert report["connected"] == ["192.168.1.1/24", "192.168.1.60/24", "2001:db8:1::1/64", "10.10.1.1/24",
                                    "172.18.0.1/16"]
     assert report["pod_cidrs"] == ["10.10.1.0/24"]
+
+
+# ---- what the filter reads from floating_ip's host_network (the playbooks gather no facts) -------------
+IP_ADDR = [
+    {"ifname": "lo", "link_type": "loopback", "addr_info": [
+        {"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"},
+        {"family": "inet6", "local": "::1", "prefixlen": 128, "scope": "host"}]},
+    {"ifname": "eth0", "link_type": "ether", "addr_info": [
+        {"family": "inet", "local": "192.168.1.1", "prefixlen": 24, "scope": "global"},
+        {"family": "inet", "local": "192.168.1.60", "prefixlen": 24, "scope": "global", "secondary": True},
+        {"family": "inet6", "local": "2001:db8:1::1", "prefixlen": 64, "scope": "global"},
+        {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]},
+    {"ifname": "cbr0", "link_type": "ether", "addr_info": [
+        {"family": "inet", "local": "10.10.1.1", "prefixlen": 24, "scope": "global"}]},
+    {"ifname": "br-x", "link_type": "ether", "addr_info": [
+        {"family": "inet", "local": "172.18.0.1", "prefixlen": 16, "scope": "global"}]},
+]
+DEFAULT_ROUTES = {"ipv4": [{"dst": "default", "gateway": "192.168.1.254", "dev": "eth0", "flags": []}],
+                  "ipv6": [{"dst": "default", "gateway": "fe80::fe", "dev": "eth0", "metric": 1024, "flags": []}]}
+
+
+def test_host_report_from_host_network_says_what_the_facts_say():
+    network = fip_model.host_network(IP_ADDR, DEFAULT_ROUTES)
+    report = host_report({"egress_nat_held": {"addresses": [], "host_network": network},
+                          "egress_nat_pod_cidrs": ["10.10.1.0/24"]})
+    from_facts = host_report({"ansible_facts": FACTS, "egress_nat_pod_cidrs": ["10.10.1.0/24"]})
+    assert report["reachable"] and from_facts["reachable"]
+    assert report["addresses"] == from_facts["addresses"] == ["192.168.1.1/24", "2001:db8:1::1/64"]
+    assert report["routers"] == from_facts["routers"]
+    assert sorted(report["connected"]) == sorted(from_facts["connected"])
+    assert sorted(report["own_addresses"]) == sorted(from_facts["own_addresses"] + ["172.18.0.1"])
+    # Not read at all (unreachable: the registered result has no host_network, and there are no facts).
+    assert not host_report({"egress_nat_held": {"unreachable": True, "msg": "no such namespace"}})["reachable"]
+
+
+def test_the_plan_is_the_same_from_host_network_as_from_facts():
+    hostvars = {name: {"egress_nat_held": {"addresses": [], "host_network": fip_model.host_network(
+        [IP_ADDR[0], dict(IP_ADDR[1], addr_info=[{"family": "inet", "local": address, "prefixlen": 24,
+                                                  "scope": "global"}])],
+        {"ipv4": [{"dst": "default", "gateway": "192.168.1.254", "dev": "eth0"}], "ipv6": []})}}
+        for name, address in (("gw1", "192.168.1.11"), ("node1", "192.168.1.21"))}
+    facts = {name: {"ansible_facts": {"interfaces": ["lo", "eth0"], "all_ipv4_addresses": [address],
+                                      "default_ipv4": {"address": address, "prefix": "24",
+                                                       "gateway": "192.168.1.254"},
+                                      "eth0": {"ipv4": {"address": address, "prefix": "24"}}}}
+             for name, address in (("gw1", "192.168.1.11"), ("node1", "192.168.1.21"))}
+    for source in (hostvars, facts):
+        source["node1"]["egress_workloads"] = []
+    groups = [{"name": "default", "floating_ips": ["192.168.1.100"]}]
+    assert filter_plan(groups, [], [], hostvars, ["gw1"], ["node1"]) == \
+        filter_plan(groups, [], [], facts, ["gw1"], ["node1"])
+
+
+def test_a_node_needing_more_egress_ips_than_its_mark_mask_numbers_fails_planning_naming_the_variable():
+    # p1a is selected by both policies (two egress IPs on node1); a one-bit mask numbers one egress IP.
+    assert len({entry["egress_ip"] for entry in plan()["source_config"]["node1"]}) == 2
+    with pytest.raises(InputError, match=r"^node1: egress_nat_mark_mask: 0x00010000 numbers 1 egress IPs, but the "
+                                         r"policies selecting workloads of node node1 use 2$"):
+        plan(hosts=with_host("node1", mark_mask="0x00010000"))
+    with pytest.raises(InputError, match=r"^node1: egress_nat_mark_mask: 0x00ff00ff must be one run of contiguous"):
+        plan(hosts=with_host("node1", mark_mask="0x00ff00ff"))
+    with pytest.raises(InputError, match=r"^node1: egress_nat_mark_mask: 'zz' is not an integer$"):
+        plan(hosts=with_host("node1", mark_mask="zz"))
+    assert plan(hosts=with_host("node1", mark_mask="0x00030000"))["source_config"]["node1"]

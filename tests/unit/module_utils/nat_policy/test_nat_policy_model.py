@@ -96,6 +96,11 @@ def test_numbering():
         model.build_numbering({"mark_mask": "zz"})
     with pytest.raises(InputError, match="route_table_base: 100 overlaps"):
         model.build_numbering({"route_table_base": 100})
+    with pytest.raises(InputError, match="mark_mask: 0x00ff00ff must be one run of contiguous bits"):
+        model.build_numbering({"mark_mask": "0x00ff00ff"})
+    with pytest.raises(InputError, match="rule_priority_base: 30000 leaves no room for the 8193 rule priorities"):
+        model.build_numbering({"rule_priority_base": 30000})
+    assert model.build_numbering({"rule_priority_base": 30000, "mark_mask": "0x00ff0000"}).end_priority == 30512
 
 
 def test_return_routes():
@@ -160,6 +165,6 @@ def test_canonical_networks_agree_with_collapse_addresses_on_random_input():
 
 def test_numbering_slot_count_is_computed_once():
     numbering = model.Numbering()
-    assert numbering.slot_count == 255
+    assert numbering.slot_count == 4095
     assert "slot_count" in vars(numbering)
     assert numbering == model.Numbering()

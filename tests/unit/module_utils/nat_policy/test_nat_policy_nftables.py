@@ -8,6 +8,7 @@ elements, ``& 0xff01ffff``, ``srcnat - 10`` as prio 90).
 
 import json
 import os
+import re
 
 import pytest
 
@@ -44,12 +45,13 @@ def test_render_source_uses_index_set_names_and_owned_mark_bits():
     assert script.startswith("table inet netkit_egress_nat {}\ndelete table inet netkit_egress_nat\n")
     assert "set p1_src { type ipv4_addr; flags interval; auto-merge; elements = { 10.10.1.5, 10.10.2.0/23 }; }" \
         in script
-    assert "ct mark set ct mark & 0xff00ffff | 0x00010000 comment \"policy web\"" in script
-    assert "meta mark & 0x00ff0000 == 0x00020000 snat ip6 to ip6 saddr" in script
+    assert "ct mark set ct mark & 0xf000ffff | 0x00010000 comment \"policy web\"" in script
+    assert "meta mark & 0x0fff0000 == 0x00020000 snat ip6 to ip6 saddr" in script
     assert "type nat hook postrouting priority srcnat - 10; policy accept;" in script
-    # Nothing of ours ends a packet's way through the hooks.
-    for word in (" accept comment", " drop", " reject", "return", "jump", "goto"):
+    # Nothing of ours ends a packet's way through the hooks: jumps only into our own chains, which return.
+    for word in (" accept comment", " drop", " reject", "return", "goto"):
         assert word not in script
+    assert re.findall(r"jump (\w+)", script) == ["e0", "e1", "select"]
 
 
 def test_render_gateway_snat_and_optional_interface():
@@ -142,7 +144,8 @@ def test_source_marks_a_connection_once_so_the_first_policy_by_name_wins_as_on_t
     script = nft.render_script("source", POLICIES, SLOTS, NUMBERING)
     marking = [line for line in script.splitlines() if "ct mark set" in line]
     assert [line.rsplit('"', 2)[1] for line in marking] == ["policy v6", "policy web"]
-    assert all("ct state new ct direction original ct mark & 0x00ff0000 == 0x00000000 " in line for line in marking)
+    assert all(line.strip().startswith("ct mark & 0x0fff0000 == 0x00000000 ") for line in marking)
+    assert "ct state new ct direction original ct mark & 0x0fff0000 == 0x00000000 jump select" in script
     gateway = [line for line in nft.render_script("gateway", POLICIES, {}, NUMBERING).splitlines() if " snat " in line]
     assert [line.rsplit('"', 2)[1] for line in gateway] == ["policy v6", "policy web"]
 
