@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Which gateway nodes may hold floating IPs in this run, and why the others may not (pure).
 
-A gateway node is unavailable when it did not answer (no facts), when its ``gateway_group_state`` is
-``absent``, or when its uplink is down as its facts show it: the interface its floating IPs go on
+A gateway node is unavailable when it did not answer (nothing read), when its ``gateway_group_state`` is
+``absent``, or when its uplink is down as the host reported it: the interface its floating IPs go on
 (``gateway_group_interface``, else the interface with an address whose subnet contains the floating IP, the
 longest prefix, as ``floating_ip`` picks it) is down (disabled, or without carrier), or no interface has an
 address in that subnet any more (no route to the nodes' subnet).

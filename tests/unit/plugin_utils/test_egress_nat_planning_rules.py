@@ -230,18 +230,19 @@ def test_host_report_reads_routers_addresses_and_connected_networks_from_facts()
 
 
 # ---- what the filter reads from floating_ip's host_network (the playbooks gather no facts) -------------
+UP = ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"]
 IP_ADDR = [
-    {"ifname": "lo", "link_type": "loopback", "addr_info": [
+    {"ifname": "lo", "link_type": "loopback", "flags": ["LOOPBACK", "UP", "LOWER_UP"], "addr_info": [
         {"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"},
         {"family": "inet6", "local": "::1", "prefixlen": 128, "scope": "host"}]},
-    {"ifname": "eth0", "link_type": "ether", "addr_info": [
+    {"ifname": "eth0", "link_type": "ether", "flags": UP, "addr_info": [
         {"family": "inet", "local": "192.168.1.1", "prefixlen": 24, "scope": "global"},
         {"family": "inet", "local": "192.168.1.60", "prefixlen": 24, "scope": "global", "secondary": True},
         {"family": "inet6", "local": "2001:db8:1::1", "prefixlen": 64, "scope": "global"},
         {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]},
-    {"ifname": "cbr0", "link_type": "ether", "addr_info": [
+    {"ifname": "cbr0", "link_type": "ether", "flags": UP, "addr_info": [
         {"family": "inet", "local": "10.10.1.1", "prefixlen": 24, "scope": "global"}]},
-    {"ifname": "br-x", "link_type": "ether", "addr_info": [
+    {"ifname": "br-x", "link_type": "ether", "flags": UP, "addr_info": [
         {"family": "inet", "local": "172.18.0.1", "prefixlen": 16, "scope": "global"}]},
 ]
 DEFAULT_ROUTES = {"ipv4": [{"dst": "default", "gateway": "192.168.1.254", "dev": "eth0", "flags": []}],
@@ -258,6 +259,11 @@ def test_host_report_from_host_network_says_what_the_facts_say():
     assert report["routers"] == from_facts["routers"]
     assert sorted(report["connected"]) == sorted(from_facts["connected"])
     assert sorted(report["own_addresses"]) == sorted(from_facts["own_addresses"] + ["172.18.0.1"])
+    assert report["links"] == [{"name": name, "up": True, "addresses": addresses} for name, addresses in (
+        ("eth0", ["192.168.1.1/24", "192.168.1.60/24", "2001:db8:1::1/64"]), ("cbr0", ["10.10.1.1/24"]),
+        ("br-x", ["172.18.0.1/16"]))]
+    no_carrier = fip_model.host_network([dict(IP_ADDR[1], flags=["BROADCAST", "MULTICAST", "UP"])], {})
+    assert host_report({"egress_nat_held": {"addresses": [], "host_network": no_carrier}})["links"][0]["up"] is False
     # Not read at all (unreachable: the registered result has no host_network, and there are no facts).
     assert not host_report({"egress_nat_held": {"unreachable": True, "msg": "no such namespace"}})["reachable"]
 
