@@ -167,7 +167,8 @@ def cluster_hosts():
 # (failover none), keepalived (failover vrrp; its track script wants the datapath first).
 BOOT_PROGRAMS = ("/etc/netkit-egress/nat_policy.start", "/etc/netkit-egress/floating_ip.start",
                  "/etc/netkit-egress/vrrp/start")
-RULE_PRIORITIES = range(21000, 21256)
+# A reboot leaves only the kernel's own rules (local, main, default).
+DEFAULT_RULE_PRIORITIES = (0, 32766, 32767)
 ROUTE_PROTOCOL = 201
 
 
@@ -203,7 +204,7 @@ def reboot(lab, host):
             lab.sh(host, f"nft delete table {family} {name}")
     for flag in ("-4", "-6"):
         for rule in json.loads(lab.sh(host, f"ip -j {flag} rule show").stdout or "[]"):
-            if rule.get("priority") in RULE_PRIORITIES:
+            if rule.get("priority") not in DEFAULT_RULE_PRIORITIES:
                 lab.sh(host, f"ip {flag} rule del priority {rule['priority']}")
         lab.sh(host, f"ip {flag} route flush table all proto {ROUTE_PROTOCOL}")
     for link in json.loads(lab.sh(host, "ip -j addr show").stdout):

@@ -158,7 +158,7 @@ def test_check_mode_changes_nothing_and_predicts_changes(cluster, tmp_path):
     assert cluster_lab.source_addresses(cluster) == NODE_ADDRESS
     # The boot files are predicted (commands, diff) and not written.
     gateway = next(result for name, _host, result in task_results(output, host="gw1")
-                   if "Converge the gateway side" in name)
+                   if "Converge the datapath" in name)
     assert "write /etc/netkit-egress/nat_policy.start" in gateway["commands"]
     assert "/etc/netkit-egress/nat_policy.nft" in gateway["diff"]["after"]["files"]
     for host in cluster_lab.cluster_hosts():

@@ -106,9 +106,9 @@ def test_boot_unit_restores_everything(topo, workers, backend, variant):
 # A reboot also takes the floating IPs, our ip rules and our routes.
 REBOOTED_WITH_ADDRESSES = (REBOOTED + "; ip -4 addr flush dev eth0 label eth0:nk; "
                            "ip -6 addr del 2001:db8:1::100/64 dev eth0 2>/dev/null; "
-                           "ip rule del priority 21000 2>/dev/null; ip -6 rule del priority 21001 2>/dev/null; "
-                           "ip route flush proto 201; ip -6 route flush proto 201; "
-                           "ip route flush table 21000 2>/dev/null; ip -6 route flush table 21001 2>/dev/null; true")
+                           "for f in -4 -6; do ip $f rule show | cut -d: -f1 | grep -vxE '0|32766|32767' "
+                           "| while read p; do ip $f rule del priority $p; done; done; "
+                           "ip route flush table all proto 201; ip -6 route flush table all proto 201; true")
 
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s[2] in ("floating_ip", "nat_policy")],

@@ -51,10 +51,14 @@ RECONCILE_SECONDS = 0.5
 ETH_P_ARP = 0x0806
 
 
+# Not a state: a MASTER that heard an advert of lower priority (another node briefly master too) stays MASTER.
+NOT_STATES = ("MASTER_RX_LOWER_PRI",)
+
+
 def parse_notify_line(line):
     """(kind, name, state, priority) of a notify FIFO line, or None for lines of no interest."""
     words = line.strip().split()
-    if len(words) < 3 or words[0] not in ("INSTANCE", "GROUP"):
+    if len(words) < 3 or words[0] not in ("INSTANCE", "GROUP") or words[2] in NOT_STATES:
         return None
     name = words[1].strip('"')
     priority = int(words[3]) if len(words) > 3 and words[3].isdigit() else None

@@ -123,6 +123,7 @@ def test_notify_lines_and_conntrack_hooks():
     assert fence.parse_notify_line('INSTANCE "nk_192_168_1_100" MASTER 200\n') == (
         "INSTANCE", "nk_192_168_1_100", "MASTER", 200)
     assert fence.parse_notify_line("garbage") is None
+    assert fence.parse_notify_line('INSTANCE "nk_192_168_1_100" MASTER_RX_LOWER_PRI 200') is None
     assert [argv[-1] for argv in fence.conntrack_hook_argvs("MASTER", "/c")] == ["-c", "-f", "-R", "-B"]
     assert [argv[-1] for argv in fence.conntrack_hook_argvs("BACKUP", "/c")] == ["-t", "-n"]
 
@@ -205,6 +206,9 @@ def test_a_new_master_stays_quiet_until_nobody_else_claims_the_address(tmp_path)
     assert handler.quiet == set() and "add element" not in calls[-1]
     announcements = [frame for frame in arp.sent if frame[28:32] == bytes([192, 168, 1, 100])]
     assert len(announcements) == 3, "gratuitous ARP only once the quiet is lifted"
+    # A master that hears a lower priority's advert stays master: it neither goes quiet nor changes state.
+    handler.on_line('INSTANCE "nk_a" MASTER_RX_LOWER_PRI 200')
+    assert handler.quiet == set() and handler.states["nk_a"]["state"] == "MASTER"
     handler.on_line('INSTANCE "nk_a" BACKUP 200')
     assert handler.quiet == {"192.168.1.100"} and not handler.claims
 
