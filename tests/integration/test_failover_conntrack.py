@@ -3,7 +3,8 @@
 Two gateways with a second segment for the sync traffic (eth1, 10.255.0.0/24). A TCP stream from the selected
 pod p1a to the server sends 64 bytes every 20 ms and reads them back (bytes both ways); the holder's uplink
 goes down (it can neither forward nor advertise) and comes back later (link, default route, then a playbook run
-for the return routes), inside the same connection, which moves twice.
+for the return routes), inside the same connection, which moves twice; then the same stream through a
+keepalived SIGKILL, a SIGSTOP (each with the return of the old holder) and the holder machine dying.
 """
 
 import os
@@ -98,3 +99,38 @@ def test_without_conntrack_sync_the_new_holder_has_no_state(sync_cluster):
     assert not backup_knew and not backup_kernel_before, "the backup knew nothing of the connection"
     # The outcome is a race between the two ends' retransmissions; it is reported, not asserted.
     assert result["sent"] > 0
+
+
+def converge_with_sync(lab):
+    lab.current_inventory, lab.current_vars = str(lab.inventory_dir / "sync.yml"), fl.vrrp_vars(conntrack_sync=True)
+    rc, output = fl.converge(lab, lab.current_inventory, lab.current_vars)
+    assert rc == 0, fl.failures(output)
+    assert fl.wait_for_holder(lab, timeout=15, exclude=["gw2"]) == "gw1", fl.holders(lab)
+
+
+def assert_stream_kept(figures):
+    tcp = figures["tcp"]
+    assert tcp["ok"], figures
+    assert tcp["echoed"] > 0.9 * tcp["sent"], figures
+    assert tcp["max_stall"] < 2.0, figures
+    assert figures["sources"] == ["192.168.1.100"], figures
+
+
+@pytest.mark.parametrize("fault", ["sigkill", "sigstop"])
+def test_established_tcp_survives_a_keepalived_kill_or_stop_and_the_return_with_sync(sync_cluster, fault):
+    lab = sync_cluster
+    converge_with_sync(lab)
+    figures = fl.run_fault(lab, fault, "gw1", seconds=6.0, fault_after=1.0, tcp=True, return_after=2.5)
+    print(fault, "with conntrack sync:", figures["tcp"], "gap", figures["gap"])
+    assert_stream_kept(figures)
+
+
+def test_established_tcp_survives_the_holder_machine_dying_with_sync(sync_cluster):
+    """Last in this module: the holder's namespace is deleted (wire cut first) and does not come back."""
+    lab = sync_cluster
+    converge_with_sync(lab)
+    figures = fl.run_fault(lab, "namespace-deleted", "gw1", seconds=5.0, fault_after=1.5, tcp=True)
+    print("machine dead, with conntrack sync:", figures["tcp"], "gap", figures["gap"])
+    assert figures["lost"] > 0, "the holder really died: probes in flight were lost"
+    assert_stream_kept(figures)
+    assert fl.holders(lab) == ["gw2"]
