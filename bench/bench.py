@@ -664,10 +664,10 @@ def figure_dataplane(bench):
         ("masquerade only", *bench_table(MASQUERADE_ONLY, "ip"),
          "a bench table, not ours: one 'oifname up1 masquerade' rule in a nat postrouting chain; no sets"),
         ("ours nftables, 1 range", ours("nftables", count=1), ours_reset,
-         "egress_gateway, 1 range: forward accept + masquerade, conntrack"),
+         "egress_gateway, 1 range: masquerade, conntrack (no forward chain without networks)"),
         (f"ours nftables, {size:,} ranges", ours("nftables"), ours_reset,
-         f"egress_gateway, {size:,} ranges in its nft hash sets (one per prefix length): forward accept + "
-         "masquerade"),
+         f"egress_gateway, {size:,} ranges in its nft hash sets (one per prefix length): masquerade (no "
+         "forward chain without networks)"),
         (f"ours iptables-nft + ipset, {size:,} ranges", ours("iptables", "nft"), ours_reset,
          f"egress_gateway, {size:,} ranges in ipset hash:net sets, iptables-nft rules"),
         (f"ours iptables-legacy + ipset, {size:,} ranges", ours("iptables", "legacy"), ours_reset,

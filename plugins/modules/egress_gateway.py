@@ -114,6 +114,11 @@ options:
       - In nftables an accept in our table cannot override a drop in another table (for example an
         iptables-nft C(FORWARD) policy C(DROP)); this is why O(backend=auto) picks the backend of the firewall
         in use. When false our chain still holds the same rules with C(return) instead of C(accept).
+      - The nftables backend renders its C(forward) chain only where it decides something, with O(networks)
+        (the segmentation drops and the accepts or returns before them), or with O(nat=false) (the forward
+        rules are then the only record of the paths). Without O(networks) and with O(nat=true) it has no
+        forward chain (the masquerade rules carry the paths), so O(forward_accept) changes nothing there and
+        O(state=gathered) reports it as V(true).
     type: bool
     default: true
   backend:

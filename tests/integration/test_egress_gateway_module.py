@@ -154,11 +154,29 @@ def test_nftables_auto_interfaces_check_idempotence_absent(lab, tmp_path):
     assert again["changed"] is False, again["commands"]
     assert gathered["gathered"]["ranges"] == ["192.0.2.0/24", "198.51.100.0/24", "2001:db8:1::/64"]
     assert gathered["gathered"]["network_interface"] == "nm0" and gathered["gathered"]["nat"] is True
+    # Without networks, with nat, our table has no forward chain (it would decide nothing): the masquerade
+    # rules alone carry the paths, the host's own forwarding policy lets the packets through.
+    ours = lab.sh("gw", "nft list table inet netkit_egress").stdout
+    assert "hook forward" not in ours and "hook postrouting" in ours, ours
 
     assert lab.whoami("m1", SRV1, PORT) == GW_UP1
     assert lab.whoami("m1", SRV2, PORT) == GW_UP2
     assert lab.whoami("m1", SRV1_V6, PORT) == GW_UP1_V6
     assert lab.sh("gw", "nft list table inet foreign").stdout == foreign
+
+    # gathered is valid input again; forward_accept false changes nothing either (there is no forward chain).
+    replay = run_tasks(lab, tmp_path, [("replay", gathered["gathered"], None),
+                                       ("no accept", dict(MESSY, forward_accept=False), None)])
+    assert replay["replay"]["changed"] is False, replay["replay"]["commands"]
+    assert replay["no accept"]["changed"] is False, replay["no accept"]["commands"]
+    # Drift: a forward chain in our table (as an earlier version left it) and our masquerade rules flushed are
+    # both repaired in one run, and the next run changes nothing (no loop over a chain we do not render).
+    lab.sh("gw", "nft add chain inet netkit_egress forward '{ type filter hook forward priority filter; "
+                 "policy accept; }' && nft flush chain inet netkit_egress postrouting")
+    repaired = run_tasks(lab, tmp_path, [("repair", MESSY, None), ("after repair", MESSY, None)])
+    assert repaired["repair"]["changed"] is True and repaired["after repair"]["changed"] is False
+    assert lab.sh("gw", "nft list table inet netkit_egress").stdout == ours
+    assert lab.whoami("m1", SRV1, PORT) == GW_UP1
 
     removed = run_tasks(lab, tmp_path, [("absent", {"state": "absent"}, None),
                                         ("absent again", {"state": "absent"}, None)])

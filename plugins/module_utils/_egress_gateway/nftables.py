@@ -42,6 +42,7 @@ BASE_CHAINS = {
     "postrouting": ("nat", "postrouting", 100, "srcnat"),
 }
 NETWORK_COMMENT_PREFIX = "network "
+PATH_VERDICTS = {("forward", "accept"), ("forward", "return"), ("postrouting", "masquerade")}
 
 
 # ---- desired state --------------------------------------------------------------------------
@@ -148,11 +149,18 @@ def _reverse_matches(plan, index, path, with_iif):
     return [f"{lead} {match}" for match in _address_matches(path.family, field_sets)]
 
 
-def desired_rules(plan):
-    """chain name -> list of rules in ``nft list`` syntax (the same text the canonical reader produces)."""
+def has_forward_chain(plan):
+    """Whether the table needs a forward base chain at all. An nftables ``accept`` in our table cannot
+    override another table's drop and our chain's policy is accept: without segmentation the forward rules
+    decide nothing and only cost every forwarded packet a hook. With ``nat`` the masquerade rules record the
+    paths; without it the forward rules are their only record, and stay."""
+    return plan.segmented or not plan.nat
+
+
+def _forward_rules(plan):
     verdict = "accept" if plan.forward_accept else "return"
     nif = plan.network_interface
-    forward, postrouting = [], []
+    forward = []
     if plan.paths and plan.forward_accept:
         forward.append(f'oifname "{nif}" ct state established,related accept')
     if plan.reverse_nat and plan.segmented and plan.paths:
@@ -168,6 +176,11 @@ def desired_rules(plan):
         for family in plan.families:
             forward += [f'iifname "{nif}" {match} drop' for match in _address_matches(
                 family, [("daddr", _union_set_name(family), plan.union[family])])]
+    return forward
+
+
+def _postrouting_rules(plan):
+    postrouting = []
     if plan.nat:
         for index, path in enumerate(plan.paths):
             postrouting += [f"{match} masquerade{_comment(path)}" for match in _path_matches(plan, index, path)]
@@ -176,7 +189,15 @@ def desired_rules(plan):
             if path.network is not None:
                 postrouting += [f"{match} masquerade{_comment(path)}"
                                 for match in _reverse_matches(plan, index, path, False)]
-    return {"forward": forward, "postrouting": postrouting}
+    return postrouting
+
+
+def desired_rules(plan):
+    """chain name -> list of rules in ``nft list`` syntax (the same text the canonical reader produces);
+    no ``forward`` chain where ``has_forward_chain`` says it would decide nothing."""
+    chains = {"forward": _forward_rules(plan)} if has_forward_chain(plan) else {}
+    chains["postrouting"] = _postrouting_rules(plan)
+    return chains
 
 
 def _elements_text(elements):
@@ -371,7 +392,9 @@ def _address_terms(terms, field):
 
 
 def gather(table_json):
-    """Our table -> module parameters that would recreate it (plus the outbound interface per range)."""
+    """Our table -> module parameters that would recreate it (plus the outbound interface per range).
+    Without a forward chain (no networks, nat on) ``forward_accept`` changes nothing and is reported as its
+    default, true."""
     if table_json is None:
         return None
     sets = {s["name"]: set_elements(s) for s in _objects(table_json, "set")}
@@ -388,9 +411,14 @@ def gather(table_json):
         if rule["chain"] == "forward" and dst_set and dst_set.startswith("netkit_all"):
             network_interface = terms.get("iifname", network_interface)
             union.update(dict.fromkeys(sets.get(dst_set, ())))
-        elif rule["chain"] == "forward" and dst_set and "_dst" in dst_set and verdict in ("accept", "return"):
-            network_interface = terms.get("iifname", network_interface)
-            forward_accept = verdict == "accept"
+        elif dst_set and "_dst" in dst_set and "iifname" in terms and (
+                (rule["chain"], verdict) in PATH_VERDICTS):
+            # A path's forward rule, or its masquerade rule (the only record without a forward chain).
+            network_interface = terms["iifname"]
+            if rule["chain"] == "forward":
+                forward_accept = verdict == "accept"
+            else:
+                nat = True
             for cidr in sets.get(dst_set, ()):
                 interfaces[cidr] = terms.get("oifname")
             if network is None:
@@ -399,11 +427,8 @@ def gather(table_json):
                 entry = networks.setdefault(network, {"name": network, "cidr": {}, "ranges": {}})
                 entry["cidr"].update(dict.fromkeys(sets.get(src_set, ())))
                 entry["ranges"].update(dict.fromkeys(sets.get(dst_set, ())))
-        elif rule["chain"] == "postrouting" and verdict == "masquerade":
-            if "iifname" in terms:
-                nat = True
-            else:
-                reverse_nat = True
+        elif rule["chain"] == "postrouting" and verdict == "masquerade" and "iifname" not in terms:
+            reverse_nat = True
     # One range is one set element per prefix length, and /0 two halves: merge back what belongs together.
     networks = {name: {"name": name, "cidr": _merged(entry["cidr"]), "ranges": _merged(entry["ranges"])}
                 for name, entry in networks.items()}

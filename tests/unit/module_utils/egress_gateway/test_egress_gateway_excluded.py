@@ -54,7 +54,7 @@ def test_both_backends_render_only_the_remaining_destinations():
     assert {name: elements for name, (_family, elements) in sets.items() if "_p0_" in name} == {
         "netkit_p0_dst4_l28": ("192.0.2.16",), "netkit_p0_dst4_l27": ("192.0.2.32",),
         "netkit_p0_dst4_l26": ("192.0.2.64",)}
-    assert "ip daddr & 255.255.255.240 @netkit_p0_dst4_l28 accept" in script
+    assert "ip daddr & 255.255.255.240 @netkit_p0_dst4_l28 masquerade" in script
     assert "elements = { 2001:db8:1:: }" in script and "@netkit_p1_dst6_l65" in script
     assert "198.51.100" not in script
     sets = ipset.desired_sets(plan)

@@ -28,12 +28,71 @@ def test_nft_golden_simple():
         "\tset netkit_p0_dst4_l8 {\n\t\ttype ipv4_addr\n"
         '\t\tcomment "/8 ranges to up1 (elements: network addresses)"\n'
         "\t\telements = { 10.0.0.0 }\n\t}\n"
-        "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
-        '\t\toifname "nm0" ct state established,related accept\n'
-        '\t\tiifname "nm0" oifname "up1" ip daddr & 255.0.0.0 @netkit_p0_dst4_l8 accept\n\t}\n'
         "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
         '\t\tiifname "nm0" oifname "up1" ip daddr & 255.0.0.0 @netkit_p0_dst4_l8 masquerade\n\t}\n'
         "}\n")
+
+
+def test_nft_without_networks_and_with_nat_has_no_forward_chain():
+    """Our forward chain's accept cannot override another table's drop and its policy is accept: without
+    segmentation it would decide nothing, so with nat the masquerade rules alone carry the paths."""
+    for forward_accept in (True, False):
+        plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/8"], "forward_accept": forward_accept})
+        assert list(nft.desired_rules(plan)) == ["postrouting"]
+        assert "forward" not in nft.render_script(plan) and "chain forward" not in nft.desired_canonical(plan)
+
+
+def test_nft_without_nat_keeps_the_forward_rules_as_the_record_of_the_paths():
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/8"], "nat": False})
+    assert nft.desired_rules(plan) == {
+        "forward": ['oifname "nm0" ct state established,related accept',
+                    'iifname "nm0" oifname "up1" ip daddr & 255.0.0.0 @netkit_p0_dst4_l8 accept'],
+        "postrouting": []}
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/8"], "nat": False, "forward_accept": False})
+    assert nft.desired_rules(plan)["forward"] == [
+        'iifname "nm0" oifname "up1" ip daddr & 255.0.0.0 @netkit_p0_dst4_l8 return']
+
+
+def test_nft_segmented_keeps_its_drops_with_and_without_nat():
+    for nat in (True, False):
+        forward = nft.desired_rules(plan_for(dict(SEGMENTED, nat=nat, reverse_nat=False)))["forward"]
+        assert forward[-2:] == ['iifname "nm0" ip daddr & 255.255.255.0 @netkit_all4_l24 drop',
+                                'iifname "nm0" ip6 daddr & ffff:ffff:: @netkit_all6_l32 drop']
+        # the accepts of the allowed pairs come before the drops
+        assert [rule.split(" comment ")[0].split()[-1] for rule in forward[1:-2]] == ["accept"] * 3
+
+
+ROUND_TRIP = [
+    {"network_interface": "nm0", "ranges": ["10.0.0.0/8", "2001:db8::/32"]},
+    {"network_interface": "nm0", "ranges": ["10.0.0.0/8"], "forward_accept": False},
+    {"network_interface": "nm0", "ranges": ["10.0.0.0/8", "192.0.2.7"], "nat": False},
+    {"network_interface": "nm0", "ranges": ["10.0.0.0/8"], "nat": False, "forward_accept": False},
+    SEGMENTED, dict(SEGMENTED, nat=False, reverse_nat=False), dict(SEGMENTED, forward_accept=False),
+]
+
+
+def test_nft_gathered_is_valid_input_again_with_and_without_a_forward_chain():
+    """gathered from the kernel's report of a render, fed back as input, renders the same table."""
+    for params in ROUND_TRIP:
+        plan = plan_for(params)
+        gathered, interfaces = nft.gather(_kernel_json(plan, with_rules=True))
+        assert set(interfaces.values()) == {"up1"}
+        again = plan_for({key: value for key, value in gathered.items() if key != "state"})
+        assert nft.desired_canonical(again) == nft.desired_canonical(plan), params
+        assert gathered["nat"] == params.get("nat", True)
+        # no forward chain: forward_accept is unobservable and reported as its default
+        expected = params.get("forward_accept", True) if nft.has_forward_chain(plan) else True
+        assert gathered["forward_accept"] is expected, params
+
+
+def test_nft_a_forward_chain_of_an_earlier_version_is_a_difference():
+    """A table left by an earlier version (a forward chain without networks) is replaced once on apply."""
+    plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/8"]})
+    old = _kernel_json(plan, with_rules=True)
+    old.append({"chain": {"family": "inet", "table": "netkit_egress", "name": "forward", "handle": 1,
+                          "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}})
+    assert nft.current_canonical(_kernel_json(plan, with_rules=True)) == nft.desired_canonical(plan)
+    assert nft.current_canonical(old) != nft.desired_canonical(plan)
 
 
 def test_nft_one_rule_per_prefix_length_and_per_pair_of_lengths():
@@ -41,9 +100,9 @@ def test_nft_one_rule_per_prefix_length_and_per_pair_of_lengths():
     plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/16", "192.0.2.7", "0.0.0.0/0"]})
     assert nft.desired_sets(plan) == {"netkit_p0_dst4_l1": ("ipv4", ("0.0.0.0", "128.0.0.0"))}
     plan = plan_for({"network_interface": "nm0", "ranges": ["10.0.0.0/16", "192.0.2.7"]})
-    assert nft.desired_rules(plan)["forward"][1:] == [
-        'iifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4_l32 accept',
-        'iifname "nm0" oifname "up1" ip daddr & 255.255.0.0 @netkit_p0_dst4_l16 accept']
+    assert nft.desired_rules(plan)["postrouting"] == [
+        'iifname "nm0" oifname "up1" ip daddr @netkit_p0_dst4_l32 masquerade',
+        'iifname "nm0" oifname "up1" ip daddr & 255.255.0.0 @netkit_p0_dst4_l16 masquerade']
     plan = plan_for({"network_interface": "nm0", "networks": [
         {"name": "a", "cidr": ["100.64.1.0/24", "100.64.2.0/25"], "ranges": ["10.0.0.0/16", "192.0.2.7"]}]})
     forward = [rule for rule in nft.desired_rules(plan)["forward"] if 'iifname "nm0" oifname' in rule]
@@ -89,9 +148,9 @@ def test_nft_segmented_rules():
                                         'ip daddr & 255.255.255.0 @netkit_p2_src4_l24 masquerade comment "network b"')
 
 
-def _kernel_json(plan):
+def _kernel_json(plan, with_rules=False):
     """What ``nft -j list table`` reports for the rendered table: hash sets listed in the kernel's own
-    (unordered) element order."""
+    (unordered) element order; its rules too with ``with_rules``."""
     items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netkit_egress", "handle": 9}}]
     comments = nft.set_comments(plan)
     for name, (family, elements) in nft.desired_sets(plan).items():
@@ -100,11 +159,38 @@ def _kernel_json(plan):
         if elements:
             set_json["elem"] = list(reversed(elements))
         items.append({"set": set_json})
-    for chain in ("forward", "postrouting"):
+    rules = nft.desired_rules(plan)
+    for chain in rules:
         chain_type, hook, prio = nft.BASE_CHAINS[chain][:3]
         items.append({"chain": {"family": "inet", "table": "netkit_egress", "name": chain, "handle": 1,
                                 "type": chain_type, "hook": hook, "prio": prio, "policy": "accept"}})
+    if with_rules:
+        items += [_rule(chain, _rule_json(text)[0], _rule_json(text)[1]) for chain in rules for text in rules[chain]]
     return items
+
+
+def _rule_json(text):
+    """(nft -j expressions, comment) of one rule in the ``nft list`` syntax ``desired_rules`` writes."""
+    matches, marker, comment = text.partition(' comment "')
+    words, expr = matches.split(), []
+    while words:
+        word = words.pop(0)
+        if word in ("iifname", "oifname"):
+            expr.append(_match({"meta": {"key": word}}, words.pop(0).strip('"')))
+        elif word == "ct":
+            words.pop(0)
+            expr.append({"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                                   "right": words.pop(0).split(",")}})
+        elif word in ("ip", "ip6"):
+            field = words.pop(0)
+            mask = None
+            if words[0] == "&":
+                mask = words[1]
+                del words[:2]
+            expr.append(_lookup(word, field, mask, words.pop(0)[1:]))
+        else:
+            expr.append({word: None})
+    return expr, comment[:-1] if marker else None
 
 
 def _rule(chain, expr, comment=None):
@@ -132,10 +218,6 @@ def test_nft_canonical_compare_is_idempotent_with_messy_input():
     paths = [_lookup("ip", "daddr", "255.255.255.254", "netkit_p0_dst4_l31"),
              _lookup("ip", "daddr", "255.0.0.0", "netkit_p0_dst4_l8"),
              _lookup("ip6", "daddr", "ffff:ffff::", "netkit_p1_dst6_l32")]
-    table.append(_rule("forward", [_match(meta, "nm0"), {"match": {"op": "in", "left": {"ct": {"key": "state"}},
-                                                                   "right": ["established", "related"]}},
-                                   {"accept": None}]))
-    table += [_rule("forward", [_match(iif, "nm0"), _match(meta, "up1"), lookup, {"accept": None}]) for lookup in paths]
     table += [_rule("postrouting", [_match(iif, "nm0"), _match(meta, "up1"), lookup, {"masquerade": None}])
               for lookup in paths]
     assert nft.current_canonical(table) == nft.desired_canonical(plan)
