@@ -614,18 +614,35 @@ def iperf(bench, lab, udp, seconds):
 
 def figure_dataplane(bench):
     lab = bench.new_lab("d")
-    for host in ("cl", "gw", "sv"):
+    for host in ("cl", "sv"):
         lab.add_host(host)
-    lab.link("cl", "eth0", "gw", "nm0")
-    lab.link("gw", "up1", "sv", "eth0")
-    lab.addr("cl", "eth0", f"{CLIENT}/24")
-    lab.addr("gw", "nm0", "198.18.0.1/24")
-    lab.addr("gw", "up1", "203.0.113.1/24")
-    lab.addr("sv", "eth0", f"{SERVER}/24")
-    lab.route("cl", "default", via="198.18.0.1")
-    lab.route("sv", "198.18.0.0/24", via="203.0.113.1")  # "no rules" has no NAT: the server routes back
-    lab.route("gw", "default", via=SERVER)  # every range routes out of up1
-    lab.sysctl("gw", "net.ipv4.ip_forward", 1)
+
+    def new_gateway():
+        """The gateway namespace, (re)built with its links: iptables leaves base chains (iptables-nft) and
+        hooks (iptables-legacy, its nat table's conntrack) registered in a namespace after its rules are
+        flushed, which every later configuration, "no rules" included, would pay; a new namespace has none."""
+        if "gw" in lab.hosts:
+            lab.destroy_host("gw")
+            # The kernel removes a deleted namespace's veths (and with them their peers) asynchronously.
+            deadline = time.monotonic() + 10
+            while any(lab.exec(host, ["ip", "link", "show", "eth0"], check=False).returncode == 0
+                      for host in ("cl", "sv")):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the old gateway's links did not go away in 10 s")
+                time.sleep(0.05)
+        lab.add_host("gw")
+        lab.link("cl", "eth0", "gw", "nm0")
+        lab.link("gw", "up1", "sv", "eth0")
+        lab.addr("cl", "eth0", f"{CLIENT}/24")
+        lab.addr("gw", "nm0", "198.18.0.1/24")
+        lab.addr("gw", "up1", "203.0.113.1/24")
+        lab.addr("sv", "eth0", f"{SERVER}/24")
+        lab.route("cl", "default", via="198.18.0.1")
+        lab.route("sv", "198.18.0.0/24", via="203.0.113.1")  # "no rules" has no NAT: the server routes back
+        lab.route("gw", "default", via=SERVER)  # every range routes out of up1
+        lab.sysctl("gw", "net.ipv4.ip_forward", 1)
+
+    new_gateway()
     server = subprocess.Popen(["ip", "netns", "exec", lab.ns("sv"), "taskset", "-c", str(min(1, os.cpu_count() - 1)),
                                "iperf3", "-s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lab._servers.append(server)
@@ -649,10 +666,6 @@ def figure_dataplane(bench):
     def peers(variant):
         return lambda: bench.timed(lab, "gw", [f"iptables-{variant}-restore", "--noflush"], data=linear_rules(ranges))
 
-    def peers_reset(variant):
-        return lambda: (bench.timed(lab, "gw", [f"iptables-{variant}", "-F", "FORWARD"]),
-                        bench.timed(lab, "gw", [f"iptables-{variant}", "-t", "nat", "-F", "POSTROUTING"]))
-
     def bench_table(ruleset, family):
         return (lambda: bench.timed(lab, "gw", ["nft", "-f", "-"], data=ruleset),
                 lambda: bench.timed(lab, "gw", ["nft", "delete", "table", family, "nkbench"]))
@@ -668,13 +681,13 @@ def figure_dataplane(bench):
         (f"ours nftables, {size:,} ranges", ours("nftables"), ours_reset,
          f"egress_gateway, {size:,} ranges in its nft hash sets (one per prefix length): masquerade (no "
          "forward chain without networks)"),
-        (f"ours iptables-nft + ipset, {size:,} ranges", ours("iptables", "nft"), ours_reset,
+        (f"ours iptables-nft + ipset, {size:,} ranges", ours("iptables", "nft"), new_gateway,
          f"egress_gateway, {size:,} ranges in ipset hash:net sets, iptables-nft rules"),
-        (f"ours iptables-legacy + ipset, {size:,} ranges", ours("iptables", "legacy"), ours_reset,
+        (f"ours iptables-legacy + ipset, {size:,} ranges", ours("iptables", "legacy"), new_gateway,
          f"egress_gateway, {size:,} ranges in ipset hash:net sets, iptables-legacy rules"),
-        (f"peers: {size:,} linear rules, iptables-nft", peers("nft"), peers_reset("nft"),
+        (f"peers: {size:,} linear rules, iptables-nft", peers("nft"), new_gateway,
          f"{size:,} -A FORWARD -d RANGE -j ACCEPT + {size:,} -j MASQUERADE rules (iptables-nft-restore)"),
-        (f"peers: {size:,} linear rules, iptables-legacy", peers("legacy"), peers_reset("legacy"),
+        (f"peers: {size:,} linear rules, iptables-legacy", peers("legacy"), new_gateway,
          f"{size:,} -A FORWARD -d RANGE -j ACCEPT + {size:,} -j MASQUERADE rules (iptables-legacy-restore)"),
     ]
 
