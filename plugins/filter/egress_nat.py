@@ -16,6 +16,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import allocation, inventory, plan, selection
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import status
+from ansible_collections.netkit.egress.plugins.plugin_utils._role_options import check_options, entry_point_options
+
+# Role options the planner reads and checks itself, with messages naming the element: the inventory's lists
+# (the same for every host, read once from the filter's arguments) and what host_report reads of each host.
+PLANNED_OPTIONS = frozenset((
+    "network_gateway_groups", "egress_nat_policies", "egress_namespaces", "egress_workloads",
+    "egress_nat_node_addresses", "egress_nat_pod_cidrs", "egress_nat_mark_mask", "gateway_group_state",
+    "gateway_group_interface"))
 
 
 def _filter_errors(function):
@@ -124,10 +132,35 @@ def host_report(host_vars):
     }
 
 
+def check_read(name, host_vars):
+    """A host whose read (``egress_nat_held``) failed, other than by being unreachable, is not planned as
+    unavailable: it may still hold floating IPs that would then be given to a second node."""
+    read = host_vars.get("egress_nat_held") or {}
+    if read.get("failed") and not read.get("unreachable"):
+        raise InputError(name, problem=f"reading the floating IPs it holds, its addresses and default routes "
+                                       f"failed: {read.get('msg', 'no message')}")
+
+
+def role_options(host_vars, role):
+    """The options of ``role`` the inventory sets for this host, but those the planner checks itself."""
+    return {option: host_vars[option] for option in entry_point_options(role)
+            if option not in PLANNED_OPTIONS and option in host_vars}
+
+
 def egress_nat_plan(groups, policies, namespaces, hostvars, gateway_hosts, node_hosts):
-    hosts = {name: host_report(hostvars[name]) for name in list(gateway_hosts) + list(node_hosts)
-             if name in hostvars}
-    return plan.egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hosts)
+    names = [name for name in dict.fromkeys(list(gateway_hosts) + list(node_hosts)) if name in hostvars]
+    host_vars = {name: hostvars[name] for name in names}
+    for name in names:
+        check_read(name, host_vars[name])
+    hosts = {name: host_report(host_vars[name]) for name in names}
+    result = plan.egress_nat_plan(groups, policies, namespaces, hosts, gateway_hosts, node_hosts)
+    # The roles' options of every host, checked here once so that the playbook can skip the per-host checks;
+    # after the planner, whose messages for the options it reads itself are the more precise.
+    for name in names:
+        check_options(name, "egress_nat", role_options(host_vars[name], "egress_nat"))
+        if name in gateway_hosts:
+            check_options(name, "gateway_group", role_options(host_vars[name], "gateway_group"))
+    return result
 
 
 def egress_nat_status(plan_result, hostvars, gateway_hosts):

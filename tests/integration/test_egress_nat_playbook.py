@@ -437,3 +437,34 @@ def test_planning_refuses_before_any_host_changes(cluster, tmp_path, case):
     assert changed_hosts(output) == {}
     assert kernel_state_hashes(cluster) == before
     assert cluster_lab.source_addresses(cluster) == NODE_ADDRESS
+
+
+# Without the planner's option checks, the roles checked these per host in the host's own play: node2's after the
+# gateway nodes had changed, gw1's after their datapath had.
+BAD_ROLE_OPTIONS = {
+    "egress_nat_state on a cluster node": (
+        "egress_nat_nodes", "node2", {"egress_nat_state": "presnt"},
+        "node2: options of the role netkit.egress.egress_nat: value of egress_nat_state must be one of: present, "
+        "absent, got: presnt"),
+    "gateway_group_failover on a gateway node": (
+        "egress_nat_gateways", "gw1", {"gateway_group_failover": "keepalived"},
+        "gw1: options of the role netkit.egress.gateway_group: value of gateway_group_failover must be one of: "
+        "none, vrrp, got: keepalived"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ROLE_OPTIONS))
+def test_a_role_option_refused_on_one_host_stops_every_host_before_any_change(cluster, tmp_path, case):
+    group, host, options, expected = BAD_ROLE_OPTIONS[case]
+    inventory = cluster_lab.inventory(cluster)
+    inventory["all"]["children"][group]["hosts"][host].update(options)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    before = kernel_state_hashes(cluster)
+    rc, output = ansible_playbook(PLAYBOOK, str(path))
+    assert rc != 0
+    assert expected in failure_messages(output)
+    assert all(output["stats"][name]["failures"] >= 1 for name in cluster_lab.cluster_hosts()), output["stats"]
+    assert changed_hosts(output) == {}
+    assert kernel_state_hashes(cluster) == before
+    assert cluster_lab.source_addresses(cluster) == NODE_ADDRESS

@@ -297,3 +297,56 @@ def test_a_node_needing_more_egress_ips_than_its_mark_mask_numbers_fails_plannin
     with pytest.raises(InputError, match=r"^node1: egress_nat_mark_mask: 'zz' is not an integer$"):
         plan(hosts=with_host("node1", mark_mask="zz"))
     assert plan(hosts=with_host("node1", mark_mask="0x00030000"))["source_config"]["node1"]
+
+
+def fleet_hostvars(**options):
+    """gw1 and node1 as their reads report them, with ``options`` (host -> role options) from the inventory."""
+    hostvars = {name: {"egress_nat_held": {"addresses": [], "host_network": fip_model.host_network(
+        [IP_ADDR[0], dict(IP_ADDR[1], addr_info=[{"family": "inet", "local": address, "prefixlen": 24,
+                                                  "scope": "global"}])],
+        {"ipv4": [{"dst": "default", "gateway": "192.168.1.254", "dev": "eth0"}], "ipv6": []})}}
+        for name, address in (("gw1", "192.168.1.11"), ("node1", "192.168.1.21"))}
+    hostvars["node1"]["egress_workloads"] = []
+    for name, values in options.items():
+        hostvars[name].update(values)
+    return hostvars
+
+
+def plan_fleet(hostvars):
+    return filter_plan([{"name": "default", "floating_ips": ["192.168.1.100"]}], [], [], hostvars, ["gw1"], ["node1"])
+
+
+@pytest.mark.parametrize("host, options, words", [
+    ("node1", {"egress_nat_state": "presnt"},
+     "node1: options of the role netkit.egress.egress_nat: value of egress_nat_state must be one of: present, "
+     "absent, got: presnt"),
+    ("node1", {"egress_nat_route_table_base": "lots"}, "node1: options of the role netkit.egress.egress_nat: "),
+    ("gw1", {"egress_nat_persist": "maybe"}, "gw1: options of the role netkit.egress.egress_nat: "),
+    ("gw1", {"gateway_group_failover": "keepalived"},
+     "gw1: options of the role netkit.egress.gateway_group: value of gateway_group_failover must be one of: none, "
+     "vrrp, got: keepalived"),
+    ("gw1", {"gateway_group_vrrp_advert_interval": "fast"}, "gw1: options of the role netkit.egress.gateway_group: "),
+])
+def test_a_role_option_its_argument_spec_refuses_fails_planning_naming_host_and_option(host, options, words):
+    with pytest.raises(InputError) as refused:
+        plan_fleet(fleet_hostvars(**{host: options}))
+    assert str(refused.value).startswith(words)
+    assert next(iter(options)) in str(refused.value)
+
+
+def test_role_options_the_argument_spec_accepts_plan_as_before():
+    accepted = fleet_hostvars(node1={"egress_nat_state": "absent", "egress_nat_route_table_base": "22000",
+                                     "egress_nat_persist": "no"},
+                              gw1={"gateway_group_failover": "vrrp", "gateway_group_vrrp_advert_interval": 1})
+    assert plan_fleet(accepted) == plan_fleet(fleet_hostvars())
+    # gateway_group's options are a gateway node's: a cluster node's are not its business.
+    assert plan_fleet(fleet_hostvars(node1={"gateway_group_failover": "whatever"}))
+
+
+def test_a_host_whose_read_failed_fails_planning_an_unreachable_one_is_unavailable():
+    failed = fleet_hostvars(gw1={"egress_nat_held": {"failed": True, "msg": "ip: command not found"}})
+    with pytest.raises(InputError, match=r"^gw1: reading the floating IPs it holds, its addresses and default routes "
+                                         r"failed: ip: command not found$"):
+        plan_fleet(failed)
+    down = fleet_hostvars(gw1={"egress_nat_held": {"unreachable": True, "msg": "no such namespace"}})
+    assert plan_fleet(down)["unavailable_reasons"]["gw1"]["reason"] == "Unreachable"
