@@ -43,13 +43,6 @@ def gateway_config(gateway, settings):
             from None
 
 
-def gateway_ranges(gateway, settings):
-    """The destinations a gateway forwards: each validated range (top level, then networks') minus the
-    excluded ranges, range by range (a range nothing excludes stays one route, as given)."""
-    config = gateway_config(gateway, settings)
-    return [(cidr, _remaining(config, cidr)) for cidr in config.ranges]
-
-
 def _remaining(config, cidr):
     return subtract([cidr], config.excluded_ranges) if config.excluded_ranges else (cidr,)
 
@@ -95,10 +88,16 @@ def client_routes(gateways, addresses, interface, metric, member_addresses=(), m
     interface (they decide which networks of a segmented gateway it belongs to); internet: whether the member
     routes the gateways' internet ranges (0.0.0.0/0, ::/0) too.
     """
+    configs = {gateway: gateway_config(gateway, settings or {}) for gateway, settings in gateways.items()}
+    return _member_routes(configs, addresses, interface, metric, member_addresses, member, internet)
+
+
+def _member_routes(configs, addresses, interface, metric, member_addresses, member, internet):
+    """client_routes of gateways already validated ({gateway: model config}): the planning play validates
+    each gateway once for all its members."""
     own_addresses = [parse_address(address.split("/", 1)[0], "member address") for address in member_addresses]
     routes, problems, chosen = [], [], {}
-    for gateway, settings in gateways.items():
-        config = gateway_config(gateway, settings or {})
+    for gateway, config in configs.items():
         known = list(addresses.get(gateway) or [])
         for cidr, field_name, via, missing in _offers(gateway, config, known, own_addresses):
             if not internet and cidr_of(cidr).prefix == 0:
@@ -148,15 +147,15 @@ def mesh_plan(gateways, members):
                                     f"address of its network interface {settings.get('interface')} "
                                     f"({', '.join(interface_addresses) or 'none'})")
         if settings.get("state", "present") == "present":
-            offering[gateway] = settings
+            offering[gateway] = config
     routes = {}
     for member, settings in members.items():
         if settings.get("state", "present") != "present":
             routes[member] = []
             continue
         others = {gateway: value for gateway, value in offering.items() if gateway != member}
-        planned = client_routes(others, known, settings.get("interface"), settings.get("metric", 100),
-                                settings.get("addresses") or [], member, settings.get("internet", True))
+        planned = _member_routes(others, known, settings.get("interface"), settings.get("metric", 100),
+                                 settings.get("addresses") or [], member, settings.get("internet", True))
         routes[member] = planned["routes"]
         problems += planned["problems"]
     return {"routes": routes, "problems": list(dict.fromkeys(problems))}

@@ -162,6 +162,21 @@ def test_mesh_plan_a_gateway_that_is_a_member_skips_its_own_ranges():
     assert plan == {"routes": {"gw2": [route("192.168.50.0/24", "10.100.0.1")]}, "problems": []}
 
 
+def test_mesh_plan_validates_each_gateway_once_whatever_the_number_of_members(monkeypatch):
+    """The plan's cost grows with ranges plus members, not ranges times members (10,000 ranges, 50 members)."""
+    from ansible_collections.netkit.egress.plugins.plugin_utils import _egress_client_routes as planner
+    validated = []
+    real_validate = planner.validate
+    monkeypatch.setattr(planner, "validate",
+                        lambda *args, **kwargs: validated.append(1) or real_validate(*args, **kwargs))
+    gateways = {"gw": {"ranges": ["192.168.50.0/24"], "interface_addresses": ["10.100.0.1"]},
+                "gw2": {"ranges": ["203.0.113.0/24"], "interface_addresses": ["10.100.0.2"]}}
+    members = {f"m{index}": member([f"10.100.1.{index}"]) for index in range(5)}
+    plan = egress_mesh_plan(gateways, members)
+    assert plan["routes"]["m4"] == [route("192.168.50.0/24", "10.100.0.1"), route("203.0.113.0/24", "10.100.0.2")]
+    assert len(validated) == 2
+
+
 def test_internet_ranges_only_for_members_that_route_the_internet():
     """A member with internet=False (a WireGuard mesh member that did not opt in) keeps its own default routes;
     the gateway's other ranges still get routes."""
