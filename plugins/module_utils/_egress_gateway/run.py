@@ -94,7 +94,7 @@ def resolve_interfaces(config, host):
     # The best probe of every range first, the second probe only where the first found nothing usable.
     # A local answer (dev lo) means the probe hit one of our own addresses, not the range's route.
     probes = {cidr: route_probes(cidr) for cidr in ranges}
-    answers = route_answers(host, dict.fromkeys(first for first, *_rest in probes.values()))
+    answers = route_answers(host, dict.fromkeys(cidr_probes[0] for cidr_probes in probes.values()))
 
     def usable(route):
         return route if route and route.get("dev") and route["dev"] != "lo" else None
@@ -102,8 +102,10 @@ def resolve_interfaces(config, host):
     second = [cidr_probes[1] for cidr_probes in probes.values()
               if len(cidr_probes) > 1 and not usable(answers.get(cidr_probes[0]))]
     answers.update(route_answers(host, dict.fromkeys(second)))
-    for cidr in ranges:
-        route = next((usable(answers.get(probe)) for probe in probes[cidr] if usable(answers.get(probe))), None)
+    for cidr, cidr_probes in probes.items():
+        route = usable(answers.get(cidr_probes[0]))
+        if route is None and len(cidr_probes) > 1:
+            route = usable(answers.get(cidr_probes[1]))
         if route is None:
             raise InputError(config.field_of(cidr), problem=f"no {family_of(cidr)} route to {cidr} on the host; "
                                                             "add one or set interface")

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fast paths taken for 10,000 ranges give the same answers as the slow, obvious ones.
 
-``_net.collapse`` / ``normalise_cidr`` against ``ipaddress``; ``route_lookup``'s reading of rules and tables
+``_net.collapse`` / ``normalise_cidr`` / ``sorted_addresses`` against ``ipaddress``; ``route_lookup``'s reading of rules and tables
 (its answers are checked against the kernel in tests/integration/test_route_lookup.py).
 """
 
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse, normalise_cidr
+from ansible_collections.netkit.egress.plugins.module_utils._net import (
+    InputError, collapse, normalise_cidr, sorted_addresses)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import (
     UNKNOWN, RouteLookup, default_route_device, table_order)
 
@@ -58,6 +59,32 @@ def test_normalise_cidr_ipv4_agrees_with_ipaddress(octets, prefix):
             normalise_cidr(text, "ranges[0]")
     else:
         assert normalise_cidr(text, "ranges[0]") == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(IPV4_NETWORKS)
+def test_normalise_cidr_keeps_canonical_ipv4_and_respells_a_leading_zero(text):
+    assert normalise_cidr(text, "ranges[0]") == text
+    address, prefix = text.split("/")
+    assert normalise_cidr(address, "ranges[0]") == f"{address}/32"
+    if len(prefix) == 1:
+        assert normalise_cidr(f"{address}/0{prefix}", "ranges[0]") == text
+
+
+IPV4_ADDRESSES = st.integers(0, 2**32 - 1).map(lambda value: str(ipaddress.IPv4Address(value)))
+# The kernel's IPv6 text may differ from ours in spelling: upper case, every zero written out.
+IPV6_ADDRESSES = st.builds(lambda value, spelling: spelling(ipaddress.IPv6Address(value)),
+                           st.integers(0, 2**128 - 1),
+                           st.sampled_from([str, lambda address: address.exploded.upper()]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(IPV4_ADDRESSES, max_size=40), st.lists(IPV6_ADDRESSES, max_size=20),
+                 st.lists(st.one_of(IPV4_ADDRESSES, IPV6_ADDRESSES), max_size=20)))
+def test_sorted_addresses_equals_ipaddress(texts):
+    addresses = {ipaddress.ip_address(text) for text in texts}
+    expected = tuple(str(address) for address in sorted(addresses, key=lambda address: (address.version, int(address))))
+    assert sorted_addresses(texts) == expected
 
 
 DEFAULT_V4_RULES = [{"priority": 0, "src": "all", "table": "local"}, {"priority": 32766, "src": "all", "table": "main"},
