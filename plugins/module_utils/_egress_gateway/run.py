@@ -8,6 +8,7 @@ interface), apply through the one ``_transaction`` engine (with roll back), pers
 
 from __future__ import annotations
 
+import gc
 import os
 
 from ansible_collections.netkit.egress.plugins.module_utils import _transaction
@@ -312,6 +313,10 @@ def _command_summary(command):
 def run(module):
     params = module.params
     state = params["state"]
+    # A run of 10,000 ranges builds some 100,000 small containers (parsed ranges, route probes, merged
+    # intervals) that live until the process exits, and leaves almost no reference cycles (a few dozen): the
+    # cyclic collector's passes over them found nothing to free and cost about a tenth of a run's work.
+    gc.disable()
     try:
         config = validate(params, require_network_interface=state in ("present", "rendered"))
         if state == "rendered":
@@ -324,3 +329,5 @@ def run(module):
             return run_converge(module, host, params, config)
     except (InputError, HostError) as exc:
         module.fail_json(msg=str(exc))
+    finally:
+        gc.enable()

@@ -126,6 +126,32 @@ def test_longest_prefix_then_lowest_metric_then_next_table():
     assert RouteLookup(DEFAULT_V4_RULES, routes[1:3], "ipv4").lookup("8.8.8.8") is None
 
 
+ROUTES = st.builds(
+    lambda value, prefix, table, kind, metric, dev: dict(
+        {"dst": str(ipaddress.IPv4Network((0x0A000000 + value, prefix), strict=False)), "type": kind,
+         "metric": metric, "flags": []},
+        **({"table": table} if table != "main" else {}), **({"dev": dev} if kind == "unicast" else {})),
+    st.integers(0, 4095), st.integers(16, 32), st.sampled_from(["local", "main", "default"]),
+    st.sampled_from(["unicast", "unicast", "throw", "blackhole", "local", "broadcast"]), st.sampled_from([0, 5]),
+    st.sampled_from(["eth0", "eth1"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ROUTES, max_size=12), st.booleans(), st.lists(st.integers(0, 8191), max_size=20))
+def test_the_bisection_answers_as_the_walk_of_the_tables_for_every_address(routes, default, offsets):
+    """Lookups bisect the address space at the routes' boundaries: every address, and every boundary and its
+    neighbours, gets the answer of the longest-prefix walk through the tables."""
+    if default:
+        routes = routes + [{"dst": "default", "gateway": "192.0.2.254", "dev": "eth9", "flags": []}]
+    lookup = RouteLookup(DEFAULT_V4_RULES, routes, "ipv4")
+    edges = [int(ipaddress.IPv4Network(route["dst"]).network_address) + step for route in routes
+             if route["dst"] != "default" for step in (-1, 0, 1)]
+    edges += [int(ipaddress.IPv4Network(route["dst"]).broadcast_address) + step for route in routes
+              if route["dst"] != "default" for step in (0, 1)]
+    for value in [0x0A000000 + offset for offset in offsets] + edges + [0, 2**32 - 1]:
+        assert lookup.lookup_value(value) == lookup._walked(value), ipaddress.IPv4Address(value)
+
+
 @pytest.mark.parametrize("routes, family, device", [
     # The lowest-metric default route of the main table; a route to a multicast prefix is not a default.
     ([{"dst": "default", "gateway": "fe80::1", "dev": "up1", "metric": 1024},
