@@ -32,6 +32,7 @@ _NO_ROUTE_TYPES = {"ipv4": {"blackhole", "unreachable", "prohibit"}, "ipv6": set
 _LOCAL_TYPES = {"local", "anycast"}
 _RULE_KEYS = {"priority", "src", "table"}
 _UNMODELLED_ROUTE_KEYS = {"nexthops", "nhid", "tos", "dsfield", "from", "encap"}
+_NOT_WALKED = object()
 
 
 def _destination(text, family):
@@ -109,7 +110,7 @@ class RouteLookup:
                            for table in self.order or () if table in tables)
         # Every route's prefix starts and ends on one of these boundaries, so from one boundary to the next
         # every address gets the same answer: a run's 10,000 lookups are one bisection each, and the walk
-        # runs once per boundary.
+        # runs once per stretch that a lookup falls into (a full routing table is not walked whole).
         boundaries = {0}
         for table in self._walk:
             for shift, networks in table:
@@ -117,7 +118,7 @@ class RouteLookup:
                     boundaries.update((network, network + (1 << shift)))
         boundaries.discard(1 << bits)  # the end of the address space starts nothing
         self._starts = sorted(boundaries)
-        self._answers = [self._walked(start) for start in self._starts]
+        self._answers = [_NOT_WALKED] * len(self._starts)
 
     def lookup(self, address):
         return self.lookup_value(address_value(address)[1])
@@ -126,9 +127,14 @@ class RouteLookup:
         """``lookup`` of an address given as its integer value."""
         if self.order is None:
             return UNKNOWN
-        return self._answers[bisect.bisect_right(self._starts, value) - 1]
+        index = bisect.bisect_right(self._starts, value) - 1
+        answer = self._answers[index]
+        if answer is _NOT_WALKED:
+            answer = self._answers[index] = self._walked(self._starts[index])
+        return answer
 
     def _walked(self, value):
+        """The kernel's walk for one address: tables in order, longest prefix first, ``throw`` to the next."""
         for table in self._walk:
             for shift, networks in table:
                 decision = networks.get(value >> shift << shift, False)
