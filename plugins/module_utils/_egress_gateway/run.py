@@ -316,6 +316,7 @@ def run(module):
     # A run of 10,000 ranges builds some 100,000 small containers (parsed ranges, route probes, merged
     # intervals) that live until the process exits, and leaves almost no reference cycles (a few dozen): the
     # cyclic collector's passes over them found nothing to free and cost about a tenth of a run's work.
+    collecting = gc.isenabled()
     gc.disable()
     try:
         config = validate(params, require_network_interface=state in ("present", "rendered"))
@@ -330,4 +331,5 @@ def run(module):
     except (InputError, HostError) as exc:
         module.fail_json(msg=str(exc))
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
