@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fast paths taken for 10,000 ranges give the same answers as the slow, obvious ones.
 
-``_net.collapse`` / ``normalise_cidr`` / ``sorted_addresses`` against ``ipaddress``; ``route_lookup``'s reading of rules and tables
-(its answers are checked against the kernel in tests/integration/test_route_lookup.py).
+``_net.collapse`` / ``normalise_cidr`` / ``sorted_addresses`` against ``ipaddress``; ``route_lookup``'s reading of
+rules and tables, and its bisection against its walk (the walk's answers are checked against the kernel in
+tests/integration/test_route_lookup.py).
 """
 
 import ipaddress
