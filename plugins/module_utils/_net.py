@@ -141,8 +141,14 @@ def _canonical_ipv4(text):
     if fast is None:
         return None
     address, prefix = fast
-    prefix = 32 if prefix is None else prefix
-    return _ipv4_cidr_text(address & _mask(32, prefix), prefix)
+    if prefix is None:
+        return f"{text}/32"
+    network = address & _mask(32, prefix)
+    # inet_pton took the address part only in its canonical spelling: with no host bits set and no leading
+    # zero in the prefix length the text is canonical already, and assembling it again was half the cost.
+    if network == address and (prefix > 9 or text[-2] == "/"):
+        return text
+    return _ipv4_cidr_text(network, prefix)
 
 
 def normalise_cidr(value, field, strict=False, strip=False):
@@ -205,6 +211,22 @@ def cidr_text(family, first, prefix):
     return f"{address_text(family, first)}/{prefix}"
 
 
+_IPV4_PACKED = functools.partial(socket.inet_pton, socket.AF_INET)
+
+
+def sorted_addresses(texts):
+    """Distinct valid address texts (no prefix) in numeric order and canonical spelling, IPv4 first: the
+    order of a set that the kernel lists unordered."""
+    texts = set(texts)
+    try:
+        # Only plain dotted quads, which inet_pton takes in their canonical spelling only: their packed bytes
+        # sort as their values do, about ten times faster than parsing 10,000 texts to integers.
+        return tuple(sorted(texts, key=_IPV4_PACKED))
+    except OSError:
+        values = sorted({address_value(text) for text in texts})
+        return tuple(address_text(family, value) for family, value in values)
+
+
 # ---- sets of CIDRs --------------------------------------------------------------------------
 def cidrs_of_interval(first, last, bits):
     """The fewest CIDRs (first address, prefix length) that cover exactly first..last, in order."""
@@ -218,9 +240,10 @@ def cidrs_of_interval(first, last, bits):
 
 
 @functools.lru_cache(maxsize=65536)
-def _interval(text):
-    """(family, first, prefix, last) of a valid CIDR text, cached: the same 10,000 ranges are merged several
-    times a run (plan, union, every set read back), and this halves the cost of each merge."""
+def cidr_interval(text):
+    """(family, first, prefix, last) of a valid CIDR text, cached: the same 10,000 ranges are looked up and
+    merged several times a run (route probes, plan, union, every set read back), and this halves the cost of
+    each merge."""
     fast = _fast_ipv4(text)
     if fast is not None:
         address, prefix = fast
@@ -234,7 +257,7 @@ def _interval(text):
 def _merged_intervals(cidrs):
     """(family, [[first, last, prefix while still one input block else None]]) of CIDR texts (or Cidrs,
     which a reader that already holds them passes to save parsing 10,000 texts again) of one family."""
-    parsed = sorted((item.family, item.first, item.prefix, item.last) if isinstance(item, Cidr) else _interval(item)
+    parsed = sorted((item.family, item.first, item.prefix, item.last) if isinstance(item, Cidr) else cidr_interval(item)
                     for item in cidrs)
     if not parsed:
         return None, []

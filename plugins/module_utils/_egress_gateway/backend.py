@@ -68,6 +68,12 @@ def _pick_variant(usage, default_variant):
     return default_variant or "nft"
 
 
+def needs_default_variant(backend, variant):
+    """Whether ``decide`` can use the plain ``iptables`` binary's variant (a process to ask it): not when
+    the parameters name the backend nftables, or iptables with its variant."""
+    return not (backend == "nftables" or (backend == "iptables" and variant != "auto"))
+
+
 def decide(backend, variant, nft_available, default_variant, saves):
     """backend/variant: the module parameters; default_variant: that of the plain ``iptables`` binary
     (or None if absent); saves: {variant: {family: iptables-save text or None}}."""

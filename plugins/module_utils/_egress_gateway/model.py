@@ -9,10 +9,11 @@ the field. Addresses and CIDRs are parsed by ``_net`` only.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from ansible_collections.netkit.egress.plugins.module_utils._net import (
-    FAMILIES, InputError, as_list, cidr_list, cidr_of, family_of, normalise_cidr,
+    FAMILIES, InputError, as_list, cidr_interval, cidr_list, cidr_of, family_of, normalise_cidr,
     parse_address, unique, validate_interface, validate_name)
 
 FORWARDING_SYSCTLS = {"ipv4": "net.ipv4.ip_forward", "ipv6": "net.ipv6.conf.all.forwarding"}
@@ -42,10 +43,22 @@ class EgressConfig:
     reverse_nat: bool = False
     forward_accept: bool = True
     excluded_ranges: tuple = ()  # normalised; cut out of every range (top level and networks')
-    range_fields: dict = field(default_factory=dict, compare=False)  # range -> field that named it first
+    top_level_ranges: tuple = field(default=(), compare=False)  # normalised, only the ``ranges`` parameter's
 
     def field_of(self, cidr):
-        return self.range_fields.get(cidr, "ranges")
+        """The field that named ``cidr`` first, for errors."""
+        return self._range_fields.get(cidr, "ranges")
+
+    @functools.cached_property
+    def _range_fields(self):
+        # Built on the first error (or the controller's first question), not in every run of 10,000 ranges.
+        range_fields = {}
+        for index, cidr in enumerate(self.top_level_ranges):
+            range_fields.setdefault(cidr, f"ranges[{index}]")
+        for network_index, network in enumerate(self.networks):
+            for index, cidr in enumerate(network.ranges):
+                range_fields.setdefault(cidr, f"networks[{network_index}].ranges[{index}]")
+        return range_fields
 
 
 def _validate_network(entry, index):
@@ -116,14 +129,9 @@ def validate(params, require_network_interface=True):
         validate_interface(interface, "interface")
     if params.get("reverse_nat") and not networks:
         raise InputError("reverse_nat", problem="needs networks (their cidrs are the masquerade destinations)")
-    range_fields = {}
-    for index, cidr in enumerate(ranges):
-        range_fields.setdefault(cidr, f"ranges[{index}]")
-    for network_index, network in enumerate(networks):
-        for index, cidr in enumerate(network.ranges):
-            range_fields.setdefault(cidr, f"networks[{network_index}].ranges[{index}]")
-    all_ranges = unique(ranges + tuple(cidr for network in networks for cidr in network.ranges))
-    return EgressConfig(ranges=all_ranges, range_fields=range_fields, nat=bool(params.get("nat", True)),
+    network_ranges = tuple(cidr for network in networks for cidr in network.ranges)
+    all_ranges = unique(ranges + network_ranges) if network_ranges else ranges
+    return EgressConfig(ranges=all_ranges, top_level_ranges=ranges, nat=bool(params.get("nat", True)),
                         network_interface=network_interface, interface=interface, networks=networks,
                         reverse_nat=bool(params.get("reverse_nat", False)),
                         forward_accept=bool(params.get("forward_accept", True)), excluded_ranges=excluded)
@@ -142,10 +150,9 @@ def route_probes(cidr):
     """(family, address value) of the addresses whose route decides a range's outbound interface, best first.
     The first address of the range, except for IPv6 where it is the subnet-router anycast address (local on a
     router with a connected prefix); the last address next, for when the first is one of the host's own
-    addresses. Values, not texts: 10,000 ranges are looked up without writing or parsing an address."""
-    network = cidr_of(cidr)
-    first = network.first
-    if network.family == "ipv6" and network.prefix <= 126:
+    addresses. Values, not texts: 10,000 ranges are looked up without writing or parsing an address (and the
+    cached interval is the one the plan's merge of the same ranges reads next)."""
+    family, first, prefix, last = cidr_interval(cidr)
+    if family == "ipv6" and prefix <= 126:
         first += 1
-    last = network.last
-    return ((network.family, first),) if first == last else ((network.family, first), (network.family, last))
+    return ((family, first),) if first == last else ((family, first), (family, last))

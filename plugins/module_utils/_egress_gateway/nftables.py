@@ -26,7 +26,7 @@ import re
 from ansible_collections.netkit.egress.plugins.module_utils import _nft_table
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.plan import gathered_params
 from ansible_collections.netkit.egress.plugins.module_utils._net import (
-    BITS, address_text, address_value, cidr_text, cidrs_of_interval, collapse)
+    BITS, address_text, address_value, cidr_text, cidrs_of_interval, collapse, sorted_addresses)
 from ansible_collections.netkit.egress.plugins.module_utils._transaction import Transaction
 
 TABLE_FAMILY = "inet"
@@ -227,17 +227,8 @@ def render_delete_script():
     return _nft_table.delete_script(TABLE_FAMILY, TABLE_NAME)
 
 
-def _sorted_addresses(texts):
-    """Address texts in the one canonical spelling and order (the kernel lists a hash set unordered)."""
-    texts = set(texts)
-    if all(":" not in text for text in texts):  # nft prints IPv4 in the canonical dotted quad already
-        return tuple(sorted(texts, key=lambda text: address_value(text)[1]))
-    values = sorted(address_value(text) for text in texts)
-    return tuple(address_text(family, value) for family, value in values)
-
-
 def desired_canonical(plan):
-    # by_length keeps the merged ranges' order: ascending, the order _sorted_addresses gives the kernel's.
+    # by_length keeps the merged ranges' order: ascending, the order sorted_addresses gives the kernel's.
     comments = set_comments(plan)
     sets = {name: (SET_TYPES[family], (), comments[name], _with_length(name, elements))
             for name, (family, elements) in desired_sets(plan).items()}
@@ -288,7 +279,7 @@ def _canonical_elements(set_json):
     texts = [text for element in set_json.get("elem", []) for text in _element_texts(element)]
     if "interval" in set_json.get("flags", ()):
         return collapse(texts) if texts else ()
-    return _with_length(set_json.get("name", ""), _sorted_addresses(texts))
+    return _with_length(set_json.get("name", ""), sorted_addresses(texts))
 
 
 def set_elements(set_json):

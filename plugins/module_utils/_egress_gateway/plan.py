@@ -81,11 +81,12 @@ def build_plan(config, interfaces):
                 paths.append(Path(family, ifname, destinations))
     union = {}
     for family in FAMILIES:
-        members = [cidr for cidr in config.ranges if family_of(cidr) == family]
         family_paths = [path for path in paths if path.family == family]
         if not config.networks and len(family_paths) == 1:
             union[family] = family_paths[0].destinations  # every range of the family, already collapsed
-        elif members:
+            continue
+        members = [cidr for cidr in config.ranges if family_of(cidr) == family]
+        if members:
             union[family] = _destinations(members, excluded)
     return Plan(network_interface=config.network_interface, nat=config.nat,
                 forward_accept=config.forward_accept, reverse_nat=config.reverse_nat,

@@ -22,6 +22,8 @@ multicast entries, dead or link-down next hops, equal-metric ties) is ``UNKNOWN`
 
 from __future__ import annotations
 
+import bisect
+
 from ansible_collections.netkit.egress.plugins.module_utils._net import BITS, address_value, cidr_of
 
 UNKNOWN = "unknown"
@@ -30,6 +32,7 @@ _NO_ROUTE_TYPES = {"ipv4": {"blackhole", "unreachable", "prohibit"}, "ipv6": set
 _LOCAL_TYPES = {"local", "anycast"}
 _RULE_KEYS = {"priority", "src", "table"}
 _UNMODELLED_ROUTE_KEYS = {"nexthops", "nhid", "tos", "dsfield", "from", "encap"}
+_NOT_WALKED = object()
 
 
 def _destination(text, family):
@@ -72,7 +75,7 @@ def table_order(rules):
 
 
 def build_tables(routes, family):
-    """{table: (prefix lengths longest first, {(prefix length, network value): decision})}."""
+    """{table: ((prefix length, {network value: decision}) per prefix length, longest first)}."""
     candidates = {}
     for route in routes:
         try:
@@ -83,13 +86,13 @@ def build_tables(routes, family):
         candidates.setdefault(table, {}).setdefault(key, []).append(route)
     tables = {}
     for table, by_destination in candidates.items():
-        decisions = {}
-        for key, entries in by_destination.items():
+        by_length = {}
+        for (length, network), entries in by_destination.items():
             lowest = min(entry.get("metric", 0) for entry in entries)
             winners = [_decision(entry, family) for entry in entries if entry.get("metric", 0) == lowest]
-            decisions[key] = winners[0] if all(winner == winners[0] for winner in winners) else UNKNOWN
-        lengths = sorted({length for length, _network in decisions}, reverse=True)
-        tables[table] = (lengths, decisions)
+            decision = winners[0] if all(winner == winners[0] for winner in winners) else UNKNOWN
+            by_length.setdefault(length, {})[network] = decision
+        tables[table] = tuple((length, by_length[length]) for length in sorted(by_length, reverse=True))
     return tables
 
 
@@ -99,7 +102,23 @@ class RouteLookup:
     def __init__(self, rules, routes, family):
         self.family = family
         self.order = table_order(rules)
-        self.tables = build_tables(routes, family) if self.order is not None else {}
+        tables = build_tables(routes, family) if self.order is not None else {}
+        bits = BITS[family]
+        # Per table in the kernel's order: the shift that keeps a prefix length's network bits, and that
+        # length's {network: decision}.
+        self._walk = tuple(tuple((bits - length, networks) for length, networks in tables[table])
+                           for table in self.order or () if table in tables)
+        # Every route's prefix starts and ends on one of these boundaries, so from one boundary to the next
+        # every address gets the same answer: a run's 10,000 lookups are one bisection each, and the walk
+        # runs once per stretch that a lookup falls into (a full routing table is not walked whole).
+        boundaries = {0}
+        for table in self._walk:
+            for shift, networks in table:
+                for network in networks:
+                    boundaries.update((network, network + (1 << shift)))
+        boundaries.discard(1 << bits)  # the end of the address space starts nothing
+        self._starts = sorted(boundaries)
+        self._answers = [_NOT_WALKED] * len(self._starts)
 
     def lookup(self, address):
         return self.lookup_value(address_value(address)[1])
@@ -108,12 +127,17 @@ class RouteLookup:
         """``lookup`` of an address given as its integer value."""
         if self.order is None:
             return UNKNOWN
-        bits = BITS[self.family]
-        for table in self.order:
-            lengths, decisions = self.tables.get(table, ((), {}))
-            for length in lengths:
-                network = value >> (bits - length) << (bits - length) if length else 0
-                decision = decisions.get((length, network), False)
+        index = bisect.bisect_right(self._starts, value) - 1
+        answer = self._answers[index]
+        if answer is _NOT_WALKED:
+            answer = self._answers[index] = self._walked(self._starts[index])
+        return answer
+
+    def _walked(self, value):
+        """The kernel's walk for one address: tables in order, longest prefix first, ``throw`` to the next."""
+        for table in self._walk:
+            for shift, networks in table:
+                decision = networks.get(value >> shift << shift, False)
                 if decision is False:
                     continue
                 if decision == "throw":

@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.netkit.egress.plugins.module_utils import _boot
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import persist
-from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.backend import decide, foreign_usage
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.backend import (
+    decide, foreign_usage, needs_default_variant)
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 
 EMPTY = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
@@ -35,6 +36,25 @@ def test_decisions(backend, variant, nft, default, saves, expected):
     decision = decide(backend, variant, nft, default, saves)
     assert (decision.backend, decision.variant) == expected
     assert decision.reason
+
+
+def _decision_or_error(*args):
+    try:
+        return decide(*args)
+    except InputError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("backend", ["auto", "nftables", "iptables"])
+@pytest.mark.parametrize("variant", ["auto", "nft", "legacy"])
+def test_the_iptables_binary_is_asked_only_when_its_variant_can_change_the_decision(backend, variant):
+    """The run skips ``iptables --version`` where ``needs_default_variant`` says so: every decision must then
+    be the same whatever that process would have answered (or the binary missing: None)."""
+    cases = [(nft, saves) for nft in (True, False)
+             for saves in ({}, {"nft": {"ipv4": EMPTY}}, {"nft": {"ipv4": DOCKER}}, {"legacy": {"ipv4": DOCKER}})]
+    changes = any(len({repr(_decision_or_error(backend, variant, nft, default, saves))
+                       for default in (None, "nft", "legacy")}) > 1 for nft, saves in cases)
+    assert needs_default_variant(backend, variant) == changes
 
 
 def test_reason_names_the_evidence():

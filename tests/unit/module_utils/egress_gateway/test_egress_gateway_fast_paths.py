@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fast paths taken for 10,000 ranges give the same answers as the slow, obvious ones.
 
-``_net.collapse`` / ``normalise_cidr`` against ``ipaddress``; ``route_lookup``'s reading of rules and tables
-(its answers are checked against the kernel in tests/integration/test_route_lookup.py).
+``_net.collapse`` / ``normalise_cidr`` / ``sorted_addresses`` against ``ipaddress``; ``route_lookup``'s reading of
+rules and tables, and its bisection against its walk (the walk's answers are checked against the kernel in
+tests/integration/test_route_lookup.py).
 """
 
 import ipaddress
@@ -13,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netkit.egress.plugins.module_utils._net import InputError, collapse, normalise_cidr
+from ansible_collections.netkit.egress.plugins.module_utils._net import (
+    InputError, collapse, normalise_cidr, sorted_addresses)
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.route_lookup import (
     UNKNOWN, RouteLookup, default_route_device, table_order)
 
@@ -60,6 +62,32 @@ def test_normalise_cidr_ipv4_agrees_with_ipaddress(octets, prefix):
         assert normalise_cidr(text, "ranges[0]") == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(IPV4_NETWORKS)
+def test_normalise_cidr_keeps_canonical_ipv4_and_respells_a_leading_zero(text):
+    assert normalise_cidr(text, "ranges[0]") == text
+    address, prefix = text.split("/")
+    assert normalise_cidr(address, "ranges[0]") == f"{address}/32"
+    if len(prefix) == 1:
+        assert normalise_cidr(f"{address}/0{prefix}", "ranges[0]") == text
+
+
+IPV4_ADDRESSES = st.integers(0, 2**32 - 1).map(lambda value: str(ipaddress.IPv4Address(value)))
+# The kernel's IPv6 text may differ from ours in spelling: upper case, every zero written out.
+IPV6_ADDRESSES = st.builds(lambda value, spelling: spelling(ipaddress.IPv6Address(value)),
+                           st.integers(0, 2**128 - 1),
+                           st.sampled_from([str, lambda address: address.exploded.upper()]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(IPV4_ADDRESSES, max_size=40), st.lists(IPV6_ADDRESSES, max_size=20),
+                 st.lists(st.one_of(IPV4_ADDRESSES, IPV6_ADDRESSES), max_size=20)))
+def test_sorted_addresses_equals_ipaddress(texts):
+    addresses = {ipaddress.ip_address(text) for text in texts}
+    expected = tuple(str(address) for address in sorted(addresses, key=lambda address: (address.version, int(address))))
+    assert sorted_addresses(texts) == expected
+
+
 DEFAULT_V4_RULES = [{"priority": 0, "src": "all", "table": "local"}, {"priority": 32766, "src": "all", "table": "main"},
                     {"priority": 32767, "src": "all", "table": "default"}]
 
@@ -97,6 +125,32 @@ def test_longest_prefix_then_lowest_metric_then_next_table():
     assert lookup.lookup("203.0.113.9") == UNKNOWN
     assert lookup.lookup("8.8.8.8") == {"dev": "eth0"}
     assert RouteLookup(DEFAULT_V4_RULES, routes[1:3], "ipv4").lookup("8.8.8.8") is None
+
+
+ROUTES = st.builds(
+    lambda value, prefix, table, kind, metric, dev: dict(
+        {"dst": str(ipaddress.IPv4Network((0x0A000000 + value, prefix), strict=False)), "type": kind,
+         "metric": metric, "flags": []},
+        **({"table": table} if table != "main" else {}), **({"dev": dev} if kind == "unicast" else {})),
+    st.integers(0, 4095), st.integers(16, 32), st.sampled_from(["local", "main", "default"]),
+    st.sampled_from(["unicast", "unicast", "throw", "blackhole", "local", "broadcast"]), st.sampled_from([0, 5]),
+    st.sampled_from(["eth0", "eth1"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ROUTES, max_size=12), st.booleans(), st.lists(st.integers(0, 8191), max_size=20))
+def test_the_bisection_answers_as_the_walk_of_the_tables_for_every_address(routes, default, offsets):
+    """Lookups bisect the address space at the routes' boundaries: every address, and every boundary and its
+    neighbours, gets the answer of the longest-prefix walk through the tables."""
+    if default:
+        routes = routes + [{"dst": "default", "gateway": "192.0.2.254", "dev": "eth9", "flags": []}]
+    lookup = RouteLookup(DEFAULT_V4_RULES, routes, "ipv4")
+    edges = [int(ipaddress.IPv4Network(route["dst"]).network_address) + step for route in routes
+             if route["dst"] != "default" for step in (-1, 0, 1)]
+    edges += [int(ipaddress.IPv4Network(route["dst"]).broadcast_address) + step for route in routes
+              if route["dst"] != "default" for step in (0, 1)]
+    for value in [0x0A000000 + offset for offset in offsets] + edges + [0, 2**32 - 1]:
+        assert lookup.lookup_value(value) == lookup._walked(value), ipaddress.IPv4Address(value)
 
 
 @pytest.mark.parametrize("routes, family, device", [

@@ -4,6 +4,11 @@
 """``full_result: false`` (the default): what the summary result keeps, shortens and drops, as documented in
 the module's RETURN and the changelog's breaking change."""
 
+import gc
+
+import pytest
+
+from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway import run as run_module
 from ansible_collections.netkit.egress.plugins.module_utils._egress_gateway.run import summary_result
 
 RANGES = [f"10.0.{index}.0/24" for index in range(5)]
@@ -38,3 +43,30 @@ def test_summary_invocation_counts_list_parameters_of_more_than_three_items():
     assert module_args["ranges"] == "(5 items; full_result: true shows them)"
     assert module_args["excluded_ranges"] == ["10.0.0.0/28"] and module_args["state"] == "present"
     assert PARAMS["ranges"] == RANGES, "the module's own params stay as they are"
+
+
+class _RenderedModule:
+    params = {"state": "rendered", "ranges": RANGES, "excluded_ranges": [], "networks": [], "network_interface": "nm0",
+              "interface": "up1", "backend": "nftables", "iptables_variant": "auto", "nat": True, "reverse_nat": False,
+              "forward_accept": True}
+
+    def fail_json(self, msg):
+        raise AssertionError(msg)
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(enabled_before, monkeypatch):
+    """The collector is off during a run (it found nothing to free in 10,000 ranges' objects) and as before
+    afterwards, also when the run fails."""
+    seen = []
+    real_build_plan = run_module.build_plan
+    monkeypatch.setattr(run_module, "build_plan", lambda *args: seen.append(gc.isenabled()) or real_build_plan(*args))
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        assert run_module.run(_RenderedModule())["rendered"].count("10.0.4.0") == 1
+        with pytest.raises(AssertionError, match="network_interface"):
+            run_module.run(type("Failing", (_RenderedModule,), {"params": dict(_RenderedModule.params,
+                                                                                 network_interface=None)})())
+        assert gc.isenabled() is enabled_before and seen == [False]
+    finally:
+        gc.enable()
