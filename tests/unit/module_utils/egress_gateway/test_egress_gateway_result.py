@@ -65,8 +65,8 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(enabled_before, monke
     try:
         assert run_module.run(_RenderedModule())["rendered"].count("10.0.4.0") == 1
         with pytest.raises(AssertionError, match="network_interface"):
-            run_module.run(type("Failing", (_RenderedModule,), {"params": dict(_RenderedModule.params,
-                                                                                 network_interface=None)})())
+            failing_params = dict(_RenderedModule.params, network_interface=None)
+            run_module.run(type("Failing", (_RenderedModule,), {"params": failing_params})())
         assert gc.isenabled() is enabled_before and seen == [False]
     finally:
         gc.enable()
