@@ -43,6 +43,17 @@ def gateway_config(gateway, settings):
             from None
 
 
+def configured_addresses(gateway, value):
+    """``egress_gateway_address`` (one address or a list; a ``/prefix`` is ignored) -> address texts; errors
+    name the gateway and the variable."""
+    field = f"{gateway}: {ROLE_VARIABLE_PREFIX}address"
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise InputError(field, value, "is not an address or a list of addresses")
+    return [parse_address(item.split("/", 1)[0] if isinstance(item, str) else item, f"{field}[{index}]")
+            for index, item in enumerate(items)]
+
+
 def _remaining(config, cidr):
     return subtract([cidr], config.excluded_ranges) if config.excluded_ranges else (cidr,)
 
@@ -133,13 +144,12 @@ def mesh_plan(gateways, members):
     for gateway, settings in gateways.items():
         try:
             config = gateway_config(gateway, settings)
+            configured = configured_addresses(gateway, settings.get("address") or [])
         except InputError as exc:
             problems.append(str(exc))
             continue
         interface_addresses = [address.split("/", 1)[0] for address in settings.get("interface_addresses") or []]
-        configured = settings.get("address") or []
-        configured = [configured] if isinstance(configured, str) else list(configured)
-        known[gateway] = [address.split("/", 1)[0] for address in configured] + interface_addresses
+        known[gateway] = configured + interface_addresses
         for index, network in enumerate(config.networks):
             for address in network.addresses.values():
                 if settings.get("interface_addresses") is not None and address not in interface_addresses:

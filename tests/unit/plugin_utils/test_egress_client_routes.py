@@ -155,6 +155,26 @@ def test_mesh_plan_routes_every_member_and_reports_every_problem_of_the_inventor
         "one gateway (a longer prefix elsewhere wins by longest prefix)"]
 
 
+@pytest.mark.parametrize("address, problem", [
+    (5, "gw: egress_gateway_address: 5 is not an address or a list of addresses"),
+    ({"ip": "10.100.0.1"}, "gw: egress_gateway_address: {'ip': '10.100.0.1'} is not an address or a list of addresses"),
+    (["10.100.0.1", "gateway"], "gw: egress_gateway_address[1]: 'gateway' is not a valid IP address"),
+    ([7], "gw: egress_gateway_address[0]: 7"),
+])
+def test_mesh_plan_refuses_a_gateway_address_that_is_not_an_address(address, problem):
+    gateways = {"gw": {"ranges": ["192.168.50.0/24"], "address": address, "interface_addresses": ["10.100.0.1"]}}
+    plan = egress_mesh_plan(gateways, {"m1": member(["10.100.0.9"])})
+    assert len(plan["problems"]) == 1 and plan["problems"][0].startswith(problem)
+    assert plan["routes"] == {"m1": []}
+
+
+def test_mesh_plan_takes_a_gateway_address_with_or_without_prefix_length():
+    for address in ("10.100.0.5/24", ["10.100.0.5"]):
+        gateways = {"gw": {"ranges": ["192.168.50.0/24"], "address": address, "interface_addresses": ["10.100.0.1"]}}
+        plan = egress_mesh_plan(gateways, {"m1": member(["10.100.0.9"])})
+        assert plan == {"routes": {"m1": [route("192.168.50.0/24", "10.100.0.5")]}, "problems": []}
+
+
 def test_mesh_plan_a_gateway_that_is_a_member_skips_its_own_ranges():
     gateways = {"gw": {"ranges": ["192.168.50.0/24"], "interface_addresses": ["10.100.0.1"]},
                 "gw2": {"ranges": ["203.0.113.0/24"], "interface_addresses": ["10.100.0.2"]}}
