@@ -13,6 +13,10 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_client_routes import client_routes, mesh_plan
+from ansible_collections.netkit.egress.plugins.plugin_utils._role_options import check_options, set_options
+
+# The role variables mesh_plan validates itself, with the module's model (messages naming the element).
+MESH_PLANNED_OPTIONS = frozenset(("egress_gateway_ranges", "egress_gateway_excluded_ranges", "egress_gateway_networks"))
 
 
 def egress_client_routes(gateways, addresses, interface, metric=100, member_addresses=None, internet=True):
@@ -22,11 +26,20 @@ def egress_client_routes(gateways, addresses, interface, metric=100, member_addr
         raise AnsibleFilterError(f"egress_client_routes: {exc}") from exc
 
 
-def egress_mesh_plan(gateways, members):
+def egress_mesh_plan(gateways, members, hostvars=None):
+    """``hostvars`` given: every other role option of each gateway is checked against the role's argument
+    spec too, once for the whole mesh, so that the playbook skips ansible's check of the role on each gateway."""
     try:
-        return mesh_plan(gateways, members)
+        result = mesh_plan(gateways, members)
     except InputError as exc:
         raise AnsibleFilterError(f"egress_mesh_plan: {exc}") from exc
+    for gateway in gateways if hostvars is not None else ():
+        try:
+            check_options(gateway, "egress_gateway", set_options(hostvars[gateway], "egress_gateway",
+                                                                 MESH_PLANNED_OPTIONS))
+        except InputError as exc:
+            result["problems"].append(str(exc))
+    return result
 
 
 class FilterModule:

@@ -16,7 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.netkit.egress.plugins.module_utils._net import InputError
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import allocation, inventory, plan, selection
 from ansible_collections.netkit.egress.plugins.plugin_utils._egress_nat import status
-from ansible_collections.netkit.egress.plugins.plugin_utils._role_options import check_options, entry_point_options
+from ansible_collections.netkit.egress.plugins.plugin_utils._role_options import check_options, set_options
 
 # Role options the planner reads and checks itself, with messages naming the element: the inventory's lists
 # (the same for every host, read once from the filter's arguments) and what host_report reads of each host.
@@ -141,12 +141,6 @@ def check_read(name, host_vars):
                                        f"failed: {read.get('msg', 'no message')}")
 
 
-def role_options(host_vars, role):
-    """The options of ``role`` the inventory sets for this host, but those the planner checks itself."""
-    return {option: host_vars[option] for option in entry_point_options(role)
-            if option not in PLANNED_OPTIONS and option in host_vars}
-
-
 def egress_nat_plan(groups, policies, namespaces, hostvars, gateway_hosts, node_hosts):
     names = [name for name in dict.fromkeys(list(gateway_hosts) + list(node_hosts)) if name in hostvars]
     host_vars = {name: hostvars[name] for name in names}
@@ -157,9 +151,9 @@ def egress_nat_plan(groups, policies, namespaces, hostvars, gateway_hosts, node_
     # The roles' options of every host, checked here once so that the playbook can skip the per-host checks;
     # after the planner, whose messages for the options it reads itself are the more precise.
     for name in names:
-        check_options(name, "egress_nat", role_options(host_vars[name], "egress_nat"))
+        check_options(name, "egress_nat", set_options(host_vars[name], "egress_nat", PLANNED_OPTIONS))
         if name in gateway_hosts:
-            check_options(name, "gateway_group", role_options(host_vars[name], "gateway_group"))
+            check_options(name, "gateway_group", set_options(host_vars[name], "gateway_group", PLANNED_OPTIONS))
     return result
 
 

@@ -30,6 +30,14 @@ def entry_point_options(role, entry_point="main"):
     return specs[entry_point]["options"]
 
 
+def set_options(host_vars, role, skip=frozenset(), entry_point="main"):
+    """The options of ``role`` that the inventory sets for this host (``host_vars``: its hostvars), but
+    ``skip``: those a planner checks itself, with messages naming the element (and without templating, for
+    example, 10,000 ranges a second time)."""
+    return {option: host_vars[option] for option in entry_point_options(role, entry_point)
+            if option not in skip and option in host_vars}
+
+
 def check_options(host, role, values, entry_point="main"):
     """Raise ``InputError`` naming ``host`` and the option when ``values`` (option -> value, the options the
     inventory sets) do not pass the role's argument spec, with the words of Ansible's own check of the role."""

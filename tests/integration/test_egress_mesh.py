@@ -97,11 +97,12 @@ def test_members_of_two_networks_route_their_own_ranges_through_their_own_gatewa
              "(egress_gateway_ranges[0], via 100.64.1.2)"),
             (two_networks_inventory(lab, e1_interface="nm9"),
              'egress_client_network_interface: interface "nm9" does not exist on this host'),
-            # A role variable outside the three lists: the role's argument spec (entry point plan), checked in
-            # the planning play on every gateway; the gateway play does not check it again.
+            # A role variable outside the three lists: the role's argument spec, checked for every gateway by
+            # the planning play's filter; the gateway play does not check it again.
             (two_networks_inventory(lab, gw2={"egress_gateway_ranges": ["203.0.113.0/24"],
                                               "egress_gateway_backend": "nft"}),
-             "egress_gateway_backend must be one of: auto, nftables, iptables, got: nft")):
+             "gw2: options of the role netkit.egress.egress_gateway: value of egress_gateway_backend must be one of: "
+             "auto, nftables, iptables, got: nft")):
         rc, text = run(lab, tmp_path, spec)
         assert rc != 0 and message in text, text
         assert snapshots(lab) == before, f"a refused inventory changed a host: {message}"

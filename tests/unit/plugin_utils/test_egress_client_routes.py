@@ -209,3 +209,21 @@ def test_internet_ranges_only_for_members_that_route_the_internet():
                                {"m1": {"interface": "nm0", "internet": False}, "m2": {"interface": "nm0"}})
     assert [r["destination"] for r in planned["routes"]["m1"]] == ["192.168.50.0/24"]
     assert [r["destination"] for r in planned["routes"]["m2"]] == ["0.0.0.0/0", "::/0", "192.168.50.0/24"]
+
+
+def test_mesh_plan_with_hostvars_checks_the_other_role_variables_against_the_roles_argument_spec():
+    gateways = {"gw": {"ranges": ["192.168.50.0/24"], "interface_addresses": ["10.100.0.1"]},
+                "gw2": {"ranges": ["203.0.113.0/24"], "interface_addresses": ["10.100.0.2"]}}
+    members = {"m1": member(["10.100.0.9"])}
+    # The lists are mesh_plan's: a bad range is its problem, named by element, not the argument spec's.
+    hostvars = {"gw": {"egress_gateway_backend": "nft", "egress_gateway_nat": "maybe",
+                       "egress_gateway_ranges": ["10.0.0.0/33"], "unrelated": object()},
+                "gw2": {"egress_gateway_backend": "iptables", "egress_gateway_persist": "yes"}}
+    plan = egress_mesh_plan(gateways, members, hostvars)
+    assert plan["routes"] == egress_mesh_plan(gateways, members)["routes"]
+    assert len(plan["problems"]) == 1
+    problem = plan["problems"][0]
+    assert problem.startswith("gw: options of the role netkit.egress.egress_gateway: ")
+    assert "egress_gateway_backend must be one of: auto, nftables, iptables, got: nft" in problem
+    assert "egress_gateway_nat" in problem and "ranges" not in problem
+    assert egress_mesh_plan(gateways, members, {"gw": {}, "gw2": {"egress_gateway_nat": False}})["problems"] == []
