@@ -670,11 +670,8 @@ def figure_dataplane(bench):
     def ours_reset():
         bench.module(lab, "gw", "egress_gateway", {"state": "absent"})
 
-    def peers(variant):
-        return lambda: bench.timed(lab, "gw", [f"iptables-{variant}-restore", "--noflush"], data=linear_rules(ranges))
-
-    def iptables_floor(variant):
-        return lambda: bench.timed(lab, "gw", [f"iptables-{variant}-restore", "--noflush"], data=IPTABLES_FLOOR)
+    def iptables_rules(variant, text):
+        return lambda: bench.timed(lab, "gw", [f"iptables-{variant}-restore", "--noflush"], data=text)
 
     def bench_table(ruleset, family):
         return (lambda: bench.timed(lab, "gw", ["nft", "-f", "-"], data=ruleset),
@@ -695,13 +692,13 @@ def figure_dataplane(bench):
          f"egress_gateway, {size:,} ranges in ipset hash:net sets, iptables-nft rules"),
         (f"ours iptables-legacy + ipset, {size:,} ranges", ours("iptables", "legacy"), new_gateway,
          f"egress_gateway, {size:,} ranges in ipset hash:net sets, iptables-legacy rules"),
-        ("iptables-nft floor: one FORWARD accept + MASQUERADE", iptables_floor("nft"), new_gateway,
+        ("iptables-nft floor: one FORWARD accept + MASQUERADE", iptables_rules("nft", IPTABLES_FLOOR), new_gateway,
          "a bench ruleset, not ours: " + IPTABLES_FLOOR_WHAT + " (iptables-nft-restore)"),
-        ("iptables-legacy floor: one FORWARD accept + MASQUERADE", iptables_floor("legacy"), new_gateway,
+        ("iptables-legacy floor: one FORWARD accept + MASQUERADE", iptables_rules("legacy", IPTABLES_FLOOR), new_gateway,
          "a bench ruleset, not ours: " + IPTABLES_FLOOR_WHAT + " (iptables-legacy-restore)"),
-        (f"peers: {size:,} linear rules, iptables-nft", peers("nft"), new_gateway,
+        (f"peers: {size:,} linear rules, iptables-nft", iptables_rules("nft", linear_rules(ranges)), new_gateway,
          f"{size:,} -A FORWARD -d RANGE -j ACCEPT + {size:,} -j MASQUERADE rules (iptables-nft-restore)"),
-        (f"peers: {size:,} linear rules, iptables-legacy", peers("legacy"), new_gateway,
+        (f"peers: {size:,} linear rules, iptables-legacy", iptables_rules("legacy", linear_rules(ranges)), new_gateway,
          f"{size:,} -A FORWARD -d RANGE -j ACCEPT + {size:,} -j MASQUERADE rules (iptables-legacy-restore)"),
     ]
 
@@ -767,7 +764,7 @@ def figure_dataplane(bench):
                       "baseline: 'masquerade only' (conntrack + one masquerade rule, the minimal NAT gateway) "
                       "measured right beside it in the same round, pair by pair"
                       + ("" if name.startswith("ours") else "; what any iptables FORWARD accept that decides "
-                         "costs (docker's policy DROP), the least the iptables rows above can pay; no target"))
+                         "costs (docker's policy DROP), no sets: the least an iptables gateway of ours pays; no target"))
 
 
 # ---- fleet -----------------------------------------------------------------------------------
