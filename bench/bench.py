@@ -211,14 +211,7 @@ TABLE_HEADER = ("| figure | what | ours: median [min-max] | baseline | ratio (pa
 def gateway_host(bench, suffix):
     """gw: nm0 (the members' side) and up1 (192.0.2.1/24, default route): every range routes out of up1."""
     lab = bench.new_lab(suffix)
-    lab.add_host("gw")
-    lab.add_host("up")
-    lab.link("gw", "nm0", "up", "m0")
-    lab.link("gw", "up1", "up", "eth0")
-    lab.addr("gw", "nm0", "100.64.0.1/24")
-    lab.addr("gw", "up1", "192.0.2.1/24")
-    lab.addr("up", "eth0", "192.0.2.254/24")
-    lab.route("gw", "default", via="192.0.2.254")
+    netlab.uplink_gateway(lab)
     return lab
 
 

@@ -250,6 +250,19 @@ class Lab:
 REPO_ROOT = os.path.dirname(HERE)
 
 
+def uplink_gateway(lab):
+    """gw: nm0 (the members' side, 100.64.0.1/24) and up1 (192.0.2.1/24, the default route via up): every
+    IPv4 range routes out of up1."""
+    lab.add_host("gw")
+    lab.add_host("up")
+    lab.link("gw", "nm0", "up", "m0")
+    lab.link("gw", "up1", "up", "eth0")
+    lab.addr("gw", "nm0", "100.64.0.1/24")
+    lab.addr("gw", "up1", "192.0.2.1/24")
+    lab.addr("up", "eth0", "192.0.2.254/24")
+    lab.route("gw", "default", via="192.0.2.254")
+
+
 def ansible_env(extra=None):
     """Environment for ansible-playbook runs against this checkout of the collection.
 
