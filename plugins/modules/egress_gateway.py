@@ -30,6 +30,9 @@ options:
       - IPv4/IPv6 CIDRs the network may reach through this host.
       - Host bits are accepted and cleared (C(10.1.2.3/8) becomes C(10.0.0.0/8)); the normalised list is
         returned in RV(ranges). Overlapping ranges are fine.
+      - Like any list parameter it also takes one comma-separated string (C(10.1.0.0/16,10.2.0.0/16)), which costs
+        ansible-core less than a 10,000-element list when the task is templated and sent; the role
+        P(netkit.egress.egress_gateway#role) passes its ranges that way.
       - With O(networks), every network's ranges are added. A range that no network lists is then reachable
         by nobody (traffic from O(network_interface) into any egress range is dropped unless a network allows it).
     type: list

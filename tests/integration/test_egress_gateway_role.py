@@ -53,6 +53,7 @@ def test_the_role_applies_the_inventory_ranges(lab, tmp_path):
     rc, output, result = run_role(lab, tmp_path, [])
     assert rc == 0, output
     assert result["range_count"] == 0
+    assert "10.9.0.0" not in lab.sh("gw", "nft list ruleset").stdout
 
 
 def test_an_element_holding_a_comma_is_refused_by_its_index(lab, tmp_path):
